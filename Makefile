@@ -1,0 +1,51 @@
+# lfr-edge-agent developer targets. Each works on a fresh Debian machine.
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := mosquitto mosquitto-clients libsystemd-dev pkg-config libcap-dev gcc python3-dev systemd nftables iproute2
+MODELS_DIR ?= var/models
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup apt venv models test test-fast lint typecheck bench demo clean
+
+setup: apt venv models ## install system packages, the virtualenv and the pinned models
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+venv: $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q systemd-python || echo "systemd-python not built (journald logging falls back to stderr)"
+
+models: venv
+	$(BIN)/lfr-agent models install --dir $(MODELS_DIR)
+	$(BIN)/lfr-agent models verify --dir $(MODELS_DIR)
+
+test: setup ## the full test suite (slow, system and fault tests included)
+	LFR_TEST_MODELS_DIR=$(abspath $(MODELS_DIR)) $(BIN)/python -m pytest -q
+
+test-fast: ## unit tests only
+	LFR_TEST_MODELS_DIR=$(abspath $(MODELS_DIR)) $(BIN)/python -m pytest -q -m "not slow and not system and not fault"
+
+lint:
+	$(BIN)/ruff check agent tests hil
+	$(BIN)/ruff format --check agent tests hil
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/lfr-agent bench --models-dir $(MODELS_DIR) --json var/bench.json
+
+demo: setup ## the whole system end to end on this machine
+	$(BIN)/python -m hil.demo --models-dir $(MODELS_DIR)
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

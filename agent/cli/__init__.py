@@ -1,0 +1,1 @@
+"""Command-line entry points: ``lfr-agent`` (device) and ``lfr-hub`` (operator)."""

@@ -1,0 +1,1 @@
+"""``lfr-agent`` sub-commands, one module per command group."""

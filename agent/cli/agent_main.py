@@ -1,0 +1,23 @@
+"""``lfr-agent``: the device side."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agent.cli.agent_commands import camera_cmd, config_cmd, models
+from agent.cli.common import run_main
+
+DESCRIPTION = """Live facial recognition edge agent (device side).
+
+The camera is opened only while a signed activation is live; faces that do
+not match the deployment watchlist are discarded in memory at once."""
+
+COMMANDS = [models, config_cmd, camera_cmd]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main("lfr-agent", DESCRIPTION, COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""``lfr-hub`` sub-commands, one module per command group."""

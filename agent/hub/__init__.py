@@ -1,0 +1,1 @@
+"""Operator side: keys, device enrolment, activations, watchlist builds, alert receipt, reports."""

@@ -1,0 +1,1 @@
+"""The deployment watchlist gallery and the matcher."""

@@ -1,0 +1,1 @@
+"""The daemon: wiring, capture gate, health, systemd integration."""

@@ -1,0 +1,1 @@
+"""MQTT v5 client, topic names and the durable alert outbox."""

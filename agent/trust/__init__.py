@@ -1,0 +1,1 @@
+"""Keys, signed documents, activations, sealed envelopes and the audit trail."""

@@ -1,0 +1,162 @@
+"""The one signed-document format every signed message uses.
+
+A document is a JSON envelope modelled on DSSE (the "Dead Simple Signing
+Envelope" of in-toto/sigstore)::
+
+    {"payloadType": "application/vnd.lfr.activation+json; v=1",
+     "payload": "<base64 of the body bytes>",
+     "signatures": [{"keyid": "<hex sha-256 of the raw public key>", "sig": "<base64>"}]}
+
+The signature covers the pre-authentication encoding (PAE) of the payload
+type and the *exact body bytes received*:
+
+    PAE = b"DSSEv1" SP len(type) SP type SP len(body) SP body      (lengths in ASCII decimal)
+
+so a verifier never re-serialises anything and no two different documents
+share signed bytes. Producers write bodies as canonical JSON (sorted keys,
+no insignificant white space, UTF-8) so that the same content always gives
+the same bytes, which makes hashes of documents stable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+from agent.errors import CheckFailed
+
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+
+
+class DocumentError(CheckFailed):
+    """A signed document is malformed, of the wrong type, or its signature does not verify."""
+
+
+def canonical_json(value: Any) -> bytes:
+    """Serialise ``value`` as canonical JSON: sorted keys, compact, UTF-8, no NaN."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def pae(payload_type: str, body: bytes) -> bytes:
+    """DSSE pre-authentication encoding of a payload type and body."""
+    t = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(body), body)
+
+
+def raw_public_bytes(key: Ed25519PublicKey | X25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id(key: Ed25519PublicKey | X25519PublicKey) -> str:
+    """Stable identifier of a public key: hex SHA-256 of its 32 raw bytes."""
+    return hashlib.sha256(raw_public_bytes(key)).hexdigest()
+
+
+def b64e(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64d(text: object, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise DocumentError(f"{what}: expected a base64 string")
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise DocumentError(f"{what}: not valid base64") from exc
+
+
+@dataclass(frozen=True)
+class OpenedDocument:
+    """A document whose signature verified: its type, body bytes, parsed body and signer."""
+
+    payload_type: str
+    body_bytes: bytes
+    body: dict[str, Any]
+    signer_key_id: str
+    envelope_sha256: str
+
+
+def sign_document(
+    payload_type: str, body: Mapping[str, Any], signing_key: Ed25519PrivateKey
+) -> bytes:
+    """Serialise ``body`` canonically, sign it and return the envelope bytes."""
+    body_bytes = canonical_json(dict(body))
+    sig = signing_key.sign(pae(payload_type, body_bytes))
+    envelope = {
+        "payloadType": payload_type,
+        "payload": b64e(body_bytes),
+        "signatures": [{"keyid": key_id(signing_key.public_key()), "sig": b64e(sig)}],
+    }
+    return canonical_json(envelope)
+
+
+def parse_envelope(data: bytes) -> tuple[str, bytes, list[tuple[str, bytes]]]:
+    """Split envelope bytes into (type, body bytes, [(keyid, sig)]) without verifying."""
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise DocumentError(f"document: larger than {MAX_DOCUMENT_BYTES} bytes")
+    try:
+        env = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DocumentError(f"document: not JSON ({exc.__class__.__name__})") from exc
+    if not isinstance(env, dict):
+        raise DocumentError("document: envelope is not a JSON object")
+    unknown = set(env) - {"payloadType", "payload", "signatures"}
+    if unknown:
+        raise DocumentError(f"document: unknown envelope field {sorted(unknown)[0]!r}")
+    ptype = env.get("payloadType")
+    if not isinstance(ptype, str) or not ptype:
+        raise DocumentError("document: payloadType missing")
+    body = b64d(env.get("payload"), "document.payload")
+    sigs_raw = env.get("signatures")
+    if not isinstance(sigs_raw, list) or not sigs_raw:
+        raise DocumentError("document: no signatures")
+    sigs: list[tuple[str, bytes]] = []
+    for i, s in enumerate(sigs_raw):
+        if not isinstance(s, dict) or not isinstance(s.get("keyid"), str):
+            raise DocumentError(f"document.signatures[{i}]: missing keyid")
+        sigs.append((s["keyid"], b64d(s.get("sig"), f"document.signatures[{i}].sig")))
+    return ptype, body, sigs
+
+
+def open_document(
+    data: bytes,
+    expected_type: str,
+    find_key: Callable[[str], Ed25519PublicKey | None],
+) -> OpenedDocument:
+    """Verify an envelope and return its body.
+
+    ``find_key`` maps a key id to a trusted public key, or None when the key
+    is not trusted for this document type. The first signature by a trusted
+    key must verify; signatures by unknown keys are ignored.
+    """
+    ptype, body_bytes, sigs = parse_envelope(data)
+    if ptype != expected_type:
+        raise DocumentError(f"document: type is {ptype!r}, expected {expected_type!r}")
+    for kid, sig in sigs:
+        key = find_key(kid)
+        if key is None:
+            continue
+        try:
+            key.verify(sig, pae(ptype, body_bytes))
+        except InvalidSignature as exc:
+            raise DocumentError(f"signature: does not verify for key {kid[:16]}") from exc
+        try:
+            body = json.loads(body_bytes)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DocumentError("document.payload: signed body is not JSON") from exc
+        if not isinstance(body, dict):
+            raise DocumentError("document.payload: signed body is not a JSON object")
+        return OpenedDocument(ptype, body_bytes, body, kid, hashlib.sha256(data).hexdigest())
+    raise DocumentError("signature: no signature by a trusted key")

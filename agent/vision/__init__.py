@@ -1,0 +1,1 @@
+"""On-device vision: pinned models, detection, alignment, embedding, tracking, quality."""

@@ -1,0 +1,41 @@
+"""Fixtures shared by the whole suite.
+
+Real parts run for real: models in onnxruntime, mosquitto, cryptography and the
+filesystem. Only hardware that does not exist here (libcamera, a Pi camera) is
+stubbed, and those tests say so.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("LFR_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "faces").is_dir():
+        pytest.fail(f"test material missing: {SHARED_DATA} (set LFR_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pinned models, installed once per test session (conversion takes a few seconds)."""
+    from agent.vision.model_store import install_models
+
+    given = os.environ.get("LFR_TEST_MODELS_DIR")
+    dest = Path(given) if given else tmp_path_factory.mktemp("models")
+    install_models(dest)
+    return dest
+
+
+@pytest.fixture
+def no_network_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    yield
