@@ -47,7 +47,7 @@ def test_defaults_apply_when_sections_are_missing() -> None:
     cfg = parse_config(minimal())
     assert cfg.outbox.retention_days == 31
     assert cfg.paths.state_dir == Path("/var/lib/lfr-agent")
-    assert DEFAULT_CONFIG_PATH == Path("/etc/lfr-agent/agent.toml")
+    assert Path("/etc/lfr-agent/agent.toml") == DEFAULT_CONFIG_PATH
 
 
 @pytest.mark.parametrize(

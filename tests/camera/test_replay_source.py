@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def test_frames_in_order_with_sequence_and_monotonic_time(tmp_path: Path) -> Non
     src.close()
     assert [f.seq for f in frames] == [1, 2, 3, 4, 5]
     assert [int(f.image[0, 0, 0]) for f in frames] == [0, 10, 20, 30, 40]
-    assert all(b.t_mono >= a.t_mono for a, b in zip(frames, frames[1:], strict=False))
+    assert all(b.t_mono >= a.t_mono for a, b in itertools.pairwise(frames))
     assert src.counters.opens == 1 and src.counters.closes == 1 and src.counters.frames == 5
 
 
