@@ -1,0 +1,511 @@
+"""Device side of the watchlist: import, keep sealed at rest, bind, release, wipe.
+
+Life of a watchlist on the device:
+
+1. **import** (MQTT ``lfr/v1/<dev>/watchlist`` or ``lfr-agent watchlist import``):
+   size limit, decrypt with the device X25519 key, signature by a key certified
+   for watchlist signing, embeddings hash, the bundle names this device, the
+   embedder model matches, not expired, and newer than any bundle seen before
+   for the same deployment. The plaintext is then dropped: the *sealed* file,
+   exactly as received, is kept under ``<state_dir>/watchlists/<hash>.lfrwl``
+   (mode 0600) next to ``index.json`` (hash, deployment, times; no biometrics).
+2. **bind**: only an activation that names the watchlist hash gets it decrypted
+   (all checks again) into an in-memory ``Gallery``.
+3. **release**: the activation lapsed; the gallery memory is overwritten, the
+   sealed file stays for the next activation of the same deployment.
+4. **wipe**: on deployment end, signed stop, operator command, or in any case
+   24 h after expiry (``tick``): the file is overwritten with zeros, fsynced,
+   unlinked, its folder fsynced, and the gallery memory is cleared.
+
+Every step is audited: ``watchlist.loaded``, ``watchlist.bound``,
+``watchlist.released``, ``watchlist.wiped`` (+reason), ``watchlist.refused``
+(+reason). The per-deployment high-water mark of creation times survives wipes,
+so a wiped or superseded bundle can never be brought back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from agent.config import AgentConfig
+from agent.errors import LfrError
+from agent.matching.gallery import Gallery
+from agent.matching.watchlist_bundle import (
+    FindSigningKey,
+    OpenedWatchlist,
+    WatchlistError,
+    check_model,
+    open_bundle,
+)
+from agent.trust.key_files import write_atomic
+from agent.vision.model_store import PinnedModel
+
+log = logging.getLogger(__name__)
+
+#: Hard limit: a stored watchlist is wiped this long after its expiry, activation or not.
+WIPE_AFTER_EXPIRY_S = 24 * 3600.0
+INDEX_FILE = "index.json"
+LOCK_FILE = ".lock"
+BUNDLE_SUFFIX = ".lfrwl"
+INDEX_FORMAT = 1
+
+
+MakeGallery = Callable[[npt.NDArray[np.float16], list[str]], Gallery]
+Audit = Callable[..., None]
+
+
+class WatchlistStoreError(LfrError):
+    """The watchlist folder cannot be used, or a requested watchlist is not there."""
+
+
+@dataclass(frozen=True)
+class StoredWatchlist:
+    """What the store knows about a sealed watchlist without decrypting it."""
+
+    watchlist_hash: str
+    deployment_id: str
+    created_at: float
+    expires_at: float
+    count: int
+    model_id: str
+    imported_at: float
+    size_bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "deployment_id": self.deployment_id,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "count": self.count,
+            "model_id": self.model_id,
+            "imported_at": self.imported_at,
+            "size_bytes": self.size_bytes,
+        }
+
+    @classmethod
+    def from_json(cls, h: str, d: dict[str, Any]) -> StoredWatchlist:
+        return cls(
+            h,
+            str(d["deployment_id"]),
+            float(d["created_at"]),
+            float(d["expires_at"]),
+            int(d["count"]),
+            str(d["model_id"]),
+            float(d["imported_at"]),
+            int(d["size_bytes"]),
+        )
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """Outcome of an import: ``stored`` (new), ``unchanged`` (same hash already held)."""
+
+    status: str
+    watchlist: StoredWatchlist
+    replaced: tuple[str, ...] = ()
+
+
+class WatchlistStore:
+    """The sealed watchlists of one device and the one bound gallery (if any)."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        device_id: str,
+        device_key: X25519PrivateKey | None,
+        find_signing_key: Callable[[float], FindSigningKey],
+        model_id: str,
+        model_sha256: str,
+        max_bundle_bytes: int = 8 * 1024 * 1024,
+        audit: Audit | None = None,
+        clock: Callable[[], float] = time.time,
+        make_gallery: MakeGallery = Gallery,
+    ) -> None:
+        """``find_signing_key(now)`` returns the key finder for watchlist signers valid at
+        ``now`` (e.g. ``HubTrustStore.watchlist_key_finder``); ``audit(event, **fields)``
+        records each step (e.g. ``AuditLog.append``)."""
+        self.dir = state_dir / "watchlists"
+        self.device_id = device_id
+        self._key = device_key
+        self._find_signing_key = find_signing_key
+        self.model_id = model_id
+        self.model_sha256 = model_sha256
+        self.max_bundle_bytes = max_bundle_bytes
+        self._audit = audit or (lambda event, **fields: None)
+        self._clock = clock
+        self._make_gallery = make_gallery
+        self._lock = threading.RLock()
+        self._bound: tuple[str, Gallery] | None = None
+        self._stored: dict[str, StoredWatchlist] = {}
+        self._high_water: dict[str, float] = {}
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise WatchlistStoreError(
+                f"watchlist: cannot create {self.dir} ({exc.strerror})"
+            ) from exc
+        with self._locked():
+            self._remove_orphans()
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: AgentConfig,
+        *,
+        device_key: X25519PrivateKey,
+        find_signing_key: Callable[[float], FindSigningKey],
+        embedder: PinnedModel,
+        audit: Audit | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> WatchlistStore:
+        """The store of a configured device, checking bundles against its embedder."""
+        return cls(
+            cfg.paths.state_dir,
+            device_id=cfg.device.id,
+            device_key=device_key,
+            find_signing_key=find_signing_key,
+            model_id=embedder.model_id,
+            model_sha256=embedder.sha256,
+            max_bundle_bytes=cfg.watchlist.max_bundle_mb * 1024 * 1024,
+            audit=audit,
+            clock=clock,
+        )
+
+    # -- persistence --------------------------------------------------------------------
+    def _path(self, watchlist_hash: str) -> Path:
+        return self.dir / f"{watchlist_hash}{BUNDLE_SUFFIX}"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise with other threads and with other processes (the daemon and a
+        technician's ``lfr-agent watchlist`` command), then re-read the index."""
+        with self._lock:
+            fd = os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._load_index()
+                yield
+            finally:
+                os.close(fd)
+
+    def _load_index(self) -> None:
+        path = self.dir / INDEX_FILE
+        self._stored, self._high_water = {}, {}
+        if not path.exists():
+            return
+        try:
+            raw = json.loads(path.read_text())
+            stored = {h: StoredWatchlist.from_json(h, d) for h, d in raw["stored"].items()}
+            high_water = {str(k): float(v) for k, v in raw["high_water"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # Without the index nothing can be checked: destroy every bundle (always the
+            # safe direction) and start a fresh index. Expiry still bounds any replay.
+            for f in self.dir.glob(f"*{BUNDLE_SUFFIX}"):
+                _shred(f)
+                self._audit("watchlist.wiped", watchlist_hash=f.stem, reason="index-unreadable")
+            log.error("watchlist: index %s unreadable (%s); all bundles wiped", path, exc)
+            self._save_index()
+            return
+        self._stored, self._high_water = stored, high_water
+
+    def _remove_orphans(self) -> None:
+        # A crash between writing a bundle and the index leaves an orphan: destroy it.
+        for f in self.dir.glob(f"*{BUNDLE_SUFFIX}"):
+            if f.name.removesuffix(BUNDLE_SUFFIX) not in self._stored:
+                _shred(f)
+                self._audit("watchlist.wiped", watchlist_hash=f.stem, reason="orphan")
+        missing = [h for h in self._stored if not self._path(h).exists()]
+        for h in missing:
+            del self._stored[h]
+            self._audit("watchlist.wiped", watchlist_hash=h, reason="file-missing")
+        if missing:
+            self._save_index()
+
+    def _save_index(self) -> None:
+        raw = {
+            "format": INDEX_FORMAT,
+            "stored": {h: s.to_json() for h, s in self._stored.items()},
+            "high_water": self._high_water,
+        }
+        write_atomic(
+            self.dir / INDEX_FILE, json.dumps(raw, indent=1, sort_keys=True).encode(), 0o600
+        )
+
+    # -- queries ------------------------------------------------------------------------
+    def stored(self) -> list[StoredWatchlist]:
+        with self._locked():
+            return sorted(self._stored.values(), key=lambda s: s.created_at)
+
+    @property
+    def bound_hash(self) -> str | None:
+        with self._lock:
+            return self._bound[0] if self._bound else None
+
+    def hash_for_deployment(self, deployment_id: str) -> str | None:
+        """The watchlist held for a deployment (a newer import replaces an older one),
+        e.g. as ``loaded_watchlist_sha256`` for the activation checks."""
+        with self._locked():
+            return next(
+                (h for h, s in self._stored.items() if s.deployment_id == deployment_id), None
+            )
+
+    # -- import -------------------------------------------------------------------------
+    def _refuse(self, exc: WatchlistError, source: str) -> WatchlistError:
+        self._audit("watchlist.refused", reason=exc.reason, detail=str(exc)[:250], source=source)
+        log.warning("%s", exc)
+        return exc
+
+    def _open_checked(self, data: bytes, now: float) -> OpenedWatchlist:
+        if self._key is None:
+            raise WatchlistStoreError("watchlist: store opened without the device key")
+        if len(data) > self.max_bundle_bytes:
+            raise WatchlistError(
+                "too-large",
+                f"watchlist: payload of {len(data)} bytes exceeds the limit of "
+                f"{self.max_bundle_bytes} bytes",
+            )
+        opened = open_bundle(data, self.device_id, self._key, self._find_signing_key(now))
+        try:
+            check_model(opened, self.model_id, self.model_sha256)
+            if opened.expires_at <= now:
+                raise WatchlistError(
+                    "expired",
+                    f"watchlist: expired at {_iso(opened.expires_at)} (device clock {_iso(now)})",
+                )
+        except BaseException:
+            opened.wipe()
+            raise
+        return opened
+
+    def import_bundle(self, data: bytes, source: str = "file") -> ImportResult:
+        """Verify a sealed bundle and keep it, still sealed. Raises WatchlistError (audited)."""
+        with self._locked():
+            now = self._clock()
+            try:
+                opened = self._open_checked(data, now)
+            except WatchlistError as exc:
+                raise self._refuse(exc, source) from exc
+            try:
+                meta = StoredWatchlist(
+                    opened.watchlist_hash,
+                    opened.deployment_id,
+                    opened.created_at,
+                    opened.expires_at,
+                    opened.count,
+                    opened.model_id,
+                    now,
+                    len(data),
+                )
+            finally:
+                opened.wipe()
+            if meta.watchlist_hash in self._stored:
+                return ImportResult("unchanged", self._stored[meta.watchlist_hash])
+            mark = self._high_water.get(meta.deployment_id)
+            if mark is not None and meta.created_at <= mark:
+                older = WatchlistError(
+                    "older",
+                    f"watchlist: for deployment {meta.deployment_id} created "
+                    f"{_iso(meta.created_at)}, not newer than the one already received "
+                    f"({_iso(mark)}); refused",
+                )
+                raise self._refuse(older, source) from None
+            write_atomic(self._path(meta.watchlist_hash), data, 0o600)
+            self._stored[meta.watchlist_hash] = meta
+            self._high_water[meta.deployment_id] = meta.created_at
+            replaced = tuple(
+                h
+                for h, s in self._stored.items()
+                if s.deployment_id == meta.deployment_id and h != meta.watchlist_hash
+            )
+            self._save_index()
+            self._audit(
+                "watchlist.loaded",
+                watchlist_hash=meta.watchlist_hash,
+                deployment_id=meta.deployment_id,
+                entries=meta.count,
+                model_id=meta.model_id,
+                created_at=meta.created_at,
+                expires_at=meta.expires_at,
+                source=source,
+            )
+            for h in replaced:
+                self._wipe_one(h, "replaced")
+            return ImportResult("stored", meta, replaced)
+
+    def handle_watchlist_message(self, payload: bytes) -> ImportResult | WatchlistError:
+        """The handler the daemon wires to ``lfr/v1/<dev>/watchlist``. Never raises for a
+        bad payload: the refusal is audited, logged and returned."""
+        try:
+            return self.import_bundle(payload, source="mqtt")
+        except WatchlistError as exc:
+            return exc
+
+    # -- bind / release -----------------------------------------------------------------
+    def bind(self, watchlist_hash: str, deployment_id: str) -> Gallery:
+        """Decrypt the watchlist an activation names into memory and return its gallery.
+
+        Raises WatchlistError (audited) when it is not stored, is for another
+        deployment, or fails any check now (signature, device, model, expiry).
+        """
+        with self._locked():
+            if self._bound and self._bound[0] == watchlist_hash and watchlist_hash in self._stored:
+                return self._bound[1]
+            now = self._clock()
+            meta = self._stored.get(watchlist_hash)
+            try:
+                if meta is None:
+                    raise WatchlistError(
+                        "not-stored",
+                        f"watchlist: {watchlist_hash[:16]} named by the activation is not on "
+                        "this device",
+                    )
+                if meta.deployment_id != deployment_id:
+                    raise WatchlistError(
+                        "wrong-deployment",
+                        f"watchlist: {watchlist_hash[:16]} is for deployment "
+                        f"{meta.deployment_id}, not {deployment_id}",
+                    )
+                try:
+                    data = self._path(watchlist_hash).read_bytes()
+                except OSError as exc:
+                    raise WatchlistError(
+                        "not-stored", f"watchlist: cannot read the sealed file ({exc.strerror})"
+                    ) from exc
+                opened = self._open_checked(data, now)
+                if opened.watchlist_hash != watchlist_hash:
+                    opened.wipe()
+                    raise WatchlistError(
+                        "tampered", "watchlist: stored file does not match its hash"
+                    )
+            except WatchlistError as exc:
+                raise self._refuse(exc, "bind") from exc
+            try:
+                gallery = self._make_gallery(opened.embeddings, list(opened.refs))
+            finally:
+                opened.wipe()  # the gallery holds its own copy; the decrypted buffer goes now
+            self._release_locked("rebound")
+            self._bound = (watchlist_hash, gallery)
+            self._audit(
+                "watchlist.bound",
+                watchlist_hash=watchlist_hash,
+                deployment_id=deployment_id,
+                entries=len(gallery),
+            )
+            return gallery
+
+    def release(self, reason: str = "activation-ended") -> None:
+        """Clear the in-memory gallery; the sealed file stays."""
+        with self._lock:
+            self._release_locked(reason)
+
+    def _release_locked(self, reason: str) -> None:
+        if self._bound is None:
+            return
+        h, gallery = self._bound
+        self._bound = None
+        gallery.clear()
+        self._audit("watchlist.released", watchlist_hash=h, reason=reason)
+
+    # -- wipe ---------------------------------------------------------------------------
+    def _wipe_one(self, watchlist_hash: str, reason: str) -> None:
+        if self._bound and self._bound[0] == watchlist_hash:
+            self._bound[1].clear()
+            self._bound = None
+        _shred(self._path(watchlist_hash))
+        meta = self._stored.pop(watchlist_hash, None)
+        self._save_index()
+        self._audit(
+            "watchlist.wiped",
+            watchlist_hash=watchlist_hash,
+            deployment_id=meta.deployment_id if meta else None,
+            reason=reason,
+        )
+
+    def wipe(self, watchlist_hash: str, reason: str) -> bool:
+        """Wipe one watchlist (file and memory). Returns False if it was not stored."""
+        with self._locked():
+            if watchlist_hash not in self._stored:
+                return False
+            self._wipe_one(watchlist_hash, reason)
+            return True
+
+    def end_deployment(self, deployment_id: str, reason: str = "deployment-ended") -> list[str]:
+        """Wipe every watchlist of a deployment (its end, or a signed stop)."""
+        with self._locked():
+            hashes = [h for h, s in self._stored.items() if s.deployment_id == deployment_id]
+            for h in hashes:
+                self._wipe_one(h, reason)
+            return hashes
+
+    def wipe_all(self, reason: str = "operator") -> list[str]:
+        with self._locked():
+            hashes = list(self._stored)
+            for h in hashes:
+                self._wipe_one(h, reason)
+            self._release_locked(reason)
+            return hashes
+
+    def tick(self, now: float | None = None) -> list[str]:
+        """Enforce time limits; the daemon calls this periodically.
+
+        A bound watchlist past its expiry is released from memory; any stored one
+        24 h past its expiry is wiped whether or not it was ever used.
+        """
+        with self._locked():
+            now = self._clock() if now is None else now
+            if self._bound is not None:
+                meta = self._stored.get(self._bound[0])
+                if meta is None:  # wiped by another process (operator command)
+                    self._release_locked("wiped")
+                elif meta.expires_at <= now:
+                    self._release_locked("expired")
+            due = [h for h, s in self._stored.items() if now >= s.expires_at + WIPE_AFTER_EXPIRY_S]
+            for h in due:
+                self._wipe_one(h, "24h-after-expiry")
+            return due
+
+
+def _shred(path: Path) -> None:
+    """Overwrite a file with zeros, fsync, unlink, fsync its folder.
+
+    On flash with wear levelling the old blocks may survive the overwrite; the
+    file was ciphertext all along, so this is a second line, not the first.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        return
+    try:
+        size = os.fstat(fd).st_size
+        chunk = bytes(min(size, 1 << 20))
+        left = size
+        while left > 0:
+            left -= os.write(fd, chunk[: min(left, len(chunk))])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    path.unlink(missing_ok=True)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))

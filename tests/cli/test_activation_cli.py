@@ -1,0 +1,213 @@
+"""lfr-hub keys/operator/activate/renew/stop and lfr-agent activation/audit verify, end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.cli.agent_main import main as agent_main
+from agent.cli.hub_main import main as hub_main
+from agent.trust.audit_log import AuditLog
+from agent.trust.device_keys import generate_device_keys, load_device_keys
+from agent.trust.sequence_store import SequenceStore
+from agent.trust.system_clock import ClockSync, kernel_sync_state
+
+WL = "cd" * 32
+DEVICE = "lfr-cli-01"
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> dict[str, Path]:
+    hub, keys, state = tmp_path / "hub", tmp_path / "keys", tmp_path / "state"
+    assert hub_main(["keys", "init", "--dir", str(hub), "--operator", "sup1"]) == 0
+    assert hub_main(["keys", "export", "--hub-dir", str(hub), "--out", str(keys)]) == 0
+    generate_device_keys(keys)
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(
+        f'[device]\nid = "{DEVICE}"\n[paths]\nkeys_dir = "{keys}"\nstate_dir = "{state}"\n'
+        "[activation]\nrequire_clock_sync = false\n"
+    )
+    return {"hub": hub, "keys": keys, "state": state, "cfg": cfg, "tmp": tmp_path}
+
+
+def _activate(s: dict[str, Path], out: str, *extra: str, operator: str = "sup1") -> int:
+    return hub_main(
+        [
+            "activate", "--hub-dir", str(s["hub"]), "--operator", operator, "--device", DEVICE,
+            "--deployment", "dep-1", "--duration", "4h", "--lease", "10m", "--watchlist", WL,
+            "--threshold", "0.6", "--officer", "PS 99", "--out", str(s["tmp"] / out), *extra,
+        ]
+    )  # fmt: skip
+
+
+def _verify(s: dict[str, Path], token: str, *extra: str) -> int:
+    return agent_main(
+        [
+            "activation",
+            "verify",
+            "--token",
+            str(s["tmp"] / token),
+            "--config",
+            str(s["cfg"]),
+            *extra,
+        ]
+    )
+
+
+def test_valid_activation_verifies_read_only(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _activate(setup, "a.json") == 0
+    assert _verify(setup, "a.json", "--watchlist-hash", WL) == 0
+    out = capsys.readouterr().out
+    assert "✓ threshold" in out and "VALID activation" in out and "commit" not in out
+    assert SequenceStore.in_state_dir(setup["state"]).last() == 0  # nothing persisted
+    assert _verify(setup, "a.json") == 0  # verify twice: still valid, it never advanced
+
+
+def test_failing_step_is_printed_and_exit_is_1(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _activate(setup, "a.json")
+    assert _verify(setup, "a.json", "--watchlist-hash", "ef" * 32) == 1
+    assert "✗ watchlist:" in capsys.readouterr().out
+    data = (setup["tmp"] / "a.json").read_bytes()
+    (setup["tmp"] / "bad.json").write_bytes(data.replace(b'"sig":"', b'"sig":"A', 1))
+    assert _verify(setup, "bad.json") == 1
+    assert "INVALID" in capsys.readouterr().out
+
+
+def test_clock_step_follows_the_kernel_state(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup["cfg"].write_text(setup["cfg"].read_text().replace("false", "true"))
+    _activate(setup, "a.json")
+    code = _verify(setup, "a.json")
+    if kernel_sync_state() is ClockSync.SYNCHRONISED:
+        assert code == 0
+    else:
+        assert code == 1 and "✗ clock:" in capsys.readouterr().out
+
+
+def test_operator_role_cannot_activate_but_can_renew_and_stop(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    hub = str(setup["hub"])
+    assert (
+        hub_main(["operator", "add", "--hub-dir", hub, "--name", "op7", "--role", "operator"]) == 0
+    )
+    assert _activate(setup, "a.json", operator="op7") == 2
+    assert "role operator" in capsys.readouterr().err
+    common = ["--hub-dir", hub, "--operator", "op7", "--device", DEVICE, "--deployment", "dep-1"]
+    assert (
+        hub_main(["renew", *common, "--lease", "10m", "--out", str(setup["tmp"] / "r.json")]) == 0
+    )
+    assert (
+        hub_main(["stop", *common, "--reason", "done", "--out", str(setup["tmp"] / "s.json")]) == 0
+    )
+    assert _verify(setup, "r.json") == 0 and _verify(setup, "s.json") == 0
+    assert "live: not checked offline" in capsys.readouterr().out
+
+
+def test_revoked_operator_is_refused_by_the_device(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    hub = str(setup["hub"])
+    _activate(setup, "old.json")
+    hub_main(["operator", "add", "--hub-dir", hub, "--name", "sup2", "--role", "supervisor"])
+    assert hub_main(["operator", "revoke", "--hub-dir", hub, "--name", "sup1"]) == 0
+    assert _activate(setup, "new.json", operator="sup1") == 2  # the hub refuses too
+    assert "revoked" in capsys.readouterr().err
+    assert _activate(setup, "ok.json", operator="sup2") == 0
+    hub_main(["operator", "list", "--hub-dir", hub])
+    assert "REVOKED" in capsys.readouterr().out
+    # The device learns the revocation from the list embedded in the newer token...
+    from agent.config import load_config
+    from agent.trust.activation_verifier import ActivationVerifier
+
+    v = ActivationVerifier.from_config(load_config(setup["cfg"]))
+    v.verify((setup["tmp"] / "ok.json").read_bytes(), check_watchlist=False)
+    # ...and from then on refuses the revoked operator's older token.
+    assert _verify(setup, "old.json") == 1
+    assert "✗ revocation:" in capsys.readouterr().out
+
+
+def test_sequences_increase_across_invocations(setup: dict[str, Path]) -> None:
+    for name in ("1.json", "2.json", "3.json"):
+        _activate(setup, name)
+    seqs = []
+    for name in ("1.json", "2.json", "3.json"):
+        env = json.loads((setup["tmp"] / name).read_bytes())
+        import base64
+
+        seqs.append(json.loads(base64.b64decode(env["payload"]))["sequence"])
+    assert seqs == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--duration", "forever"], "not a duration"),
+        (["--duration", "25h"], "at most 24h"),
+        (["--lease", "5h"], "not longer than --duration"),
+        (["--watchlist", "abc"], "64 hex"),
+        (["--threshold", "1.5"], "0–1"),
+        (["--device", "Bad Device"], "not a device id"),
+    ],
+)
+def test_bad_arguments_give_one_line_errors(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    base = {
+        "--duration": "4h", "--lease": "10m", "--watchlist": WL, "--threshold": "0.6",
+        "--device": DEVICE,
+    }  # fmt: skip
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    argv = ["activate", "--hub-dir", str(setup["hub"]), "--operator", "sup1"]
+    argv += [x for kv in base.items() for x in kv]
+    argv += ["--deployment", "d", "--officer", "x", "--out", str(setup["tmp"] / "x.json")]
+    assert hub_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_missing_hub_dir_and_token_are_one_line_errors(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert hub_main(["operator", "list", "--hub-dir", str(setup["tmp"] / "nope")]) == 2
+    assert "no hub key store" in capsys.readouterr().err
+    assert _verify(setup, "missing.json") == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_audit_verify_cli(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    log_path = setup["state"] / "audit.jsonl"
+    log = AuditLog.open(log_path, load_device_keys(setup["keys"]).signing, 3)
+    for i in range(5):
+        log.append("test.event", index=i)
+    log.close()
+    cfg = ["--config", str(setup["cfg"])]
+    assert agent_main(["audit", "verify", *cfg]) == 0
+    assert "7 entries, 2 signed checkpoints" in capsys.readouterr().out
+    lines = log_path.read_bytes().splitlines(keepends=True)
+    log_path.write_bytes(b"".join(lines[:2] + lines[3:]))
+    assert agent_main(["audit", "verify", str(log_path), *cfg]) == 1
+    assert "✗" in capsys.readouterr().out
+    log_path.write_bytes(b"".join(lines) + b'{"seq":8,"ti')
+    assert agent_main(["audit", "verify", *cfg]) == 0
+    assert "torn final line" in capsys.readouterr().out
+
+
+def test_real_entry_points_run(setup: dict[str, Path]) -> None:
+    _activate(setup, "a.json")
+    exe = Path(sys.executable).parent / "lfr-agent"
+    proc = subprocess.run(
+        [str(exe), "activation", "verify", "--token", str(setup["tmp"] / "a.json"), "--config", str(setup["cfg"])],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "VALID activation" in proc.stdout

@@ -1,0 +1,378 @@
+"""Every verification step of activations, renewals and stops, with real keys and files."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from trust.trust_world import DEPLOYMENT, NOW, WATCHLIST, TrustWorld, make_world
+
+from agent.hub.operator_keys import HubKeyStore
+from agent.trust import activation_verifier as av
+from agent.trust.activation_token import ACTIVATION_TYPE, RENEWAL_TYPE
+from agent.trust.key_certificates import issue_certificate
+from agent.trust.signed_document import canonical_json, sign_document
+from agent.trust.system_clock import ClockSync, ManualClock
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> TrustWorld:
+    return make_world(tmp_path)
+
+
+def _verify(world: TrustWorld, token: bytes, **kw: object) -> av.Verified:
+    kw.setdefault("loaded_watchlist_sha256", WATCHLIST)
+    return world.verifier().verify(token, **kw)  # type: ignore[arg-type]
+
+
+def _resign(token: bytes, key: Ed25519PrivateKey, **changes: object) -> bytes:
+    """The same body with ``changes`` applied, signed by ``key`` (as an attacker with a key)."""
+    env = json.loads(token)
+    body = json.loads(base64.b64decode(env["payload"]))
+    body.update(changes)
+    return sign_document(env["payloadType"], body, key)
+
+
+def test_valid_activation_passes_every_step_in_order(world: TrustWorld) -> None:
+    result = _verify(world, world.activation())
+    assert result.steps == [
+        "envelope", "certificate", "signature", "fields", "role", "validity", "revocation",
+        "device", "clock", "time-window", "sequence", "watchlist", "threshold", "commit",
+    ]  # fmt: skip
+    assert result.live is not None and result.live.signer == "alice"
+    # The monotonic bound is receipt + what was left of the window at receipt.
+    left = result.live.activation.not_after - world.clock.wall()
+    assert result.live.end_mono == pytest.approx(world.clock.mono() + left)
+    assert result.live.lease_until_mono == pytest.approx(world.clock.mono() + 600)
+
+
+# -- envelope / signature / chain ---------------------------------------------------
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_flipped_byte_is_rejected(world: TrustWorld, data: st.DataObject) -> None:
+    token = world.__dict__.get("_flip_token")
+    if token is None:
+        token = world.__dict__["_flip_token"] = world.activation()
+        # The unchanged token verifies, so a rejection below is due to the flip alone.
+        world.verifier().verify(token, loaded_watchlist_sha256=WATCHLIST, commit=False)
+    pos = data.draw(st.integers(0, len(token) - 1), label="position")
+    xor = data.draw(st.integers(1, 255), label="xor")
+    bad = bytearray(token)
+    bad[pos] ^= xor
+    with pytest.raises(av.ActivationRejected):
+        world.verifier().verify(bytes(bad), loaded_watchlist_sha256=WATCHLIST, commit=False)
+
+
+def test_flipped_spare_base64_bits_are_rejected(world: TrustWorld) -> None:
+    # The last base64 character of a 64-byte signature has 4 spare bits: without the
+    # canonical-form check, changing them leaves the same signature bytes.
+    token = world.activation()
+    env = json.loads(token)
+    sig = env["signatures"][0]["sig"]
+    assert sig.endswith("==")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    c = sig[-3]
+    twin = alphabet[alphabet.index(c) ^ 1]
+    env["signatures"][0]["sig"] = sig[:-3] + twin + "=="
+    assert base64.b64decode(env["signatures"][0]["sig"]) == base64.b64decode(sig)
+    with pytest.raises(av.EnvelopeInvalid, match="canonical"):
+        _verify(world, canonical_json(env))
+
+
+def test_non_canonical_envelope_is_rejected(world: TrustWorld) -> None:
+    pretty = json.dumps(json.loads(world.activation()), indent=1).encode()
+    with pytest.raises(av.EnvelopeInvalid, match="canonical"):
+        _verify(world, pretty)
+
+
+@pytest.mark.parametrize("data", [b"", b"not json", b"[]", b'{"payloadType":"x"}'])
+def test_garbage_is_an_envelope_failure(world: TrustWorld, data: bytes) -> None:
+    with pytest.raises(av.EnvelopeInvalid):
+        _verify(world, data)
+
+
+def test_other_document_type_is_rejected(world: TrustWorld) -> None:
+    doc = sign_document(
+        "application/vnd.lfr.watchlist+json; v=1", {"a": 1}, Ed25519PrivateKey.generate()
+    )
+    with pytest.raises(av.EnvelopeInvalid, match="not a control document"):
+        _verify(world, doc)
+
+
+def test_certificate_from_another_root_is_rejected(world: TrustWorld, tmp_path: Path) -> None:
+    other = HubKeyStore.init(tmp_path / "other-hub", "mallory", now=NOW)
+    other_world = TrustWorld(other, world.keys_dir, world.state_dir, world.device_keys, world.clock)
+    with pytest.raises(av.CertificateInvalid):
+        _verify(world, other_world.activation(operator="mallory"))
+
+
+def test_signature_by_a_key_other_than_the_certified_one_is_rejected(world: TrustWorld) -> None:
+    token = world.activation()
+    with pytest.raises(av.SignatureInvalid, match="no signature by a trusted key"):
+        _verify(world, _resign(token, Ed25519PrivateKey.generate()))
+
+
+def test_changed_body_under_the_original_signature_is_rejected(world: TrustWorld) -> None:
+    env = json.loads(world.activation())
+    body = json.loads(base64.b64decode(env["payload"]))
+    body["threshold"] = 0.9
+    env["payload"] = base64.b64encode(canonical_json(body)).decode()
+    with pytest.raises(av.SignatureInvalid, match="does not verify"):
+        _verify(world, canonical_json(env))
+
+
+def test_unknown_or_missing_field_is_rejected(world: TrustWorld) -> None:
+    key, _ = world.hub.operator("alice")
+    token = world.activation()
+    with pytest.raises(av.FieldsInvalid, match="unknown field 'camera'"):
+        _verify(world, _resign(token, key, camera="on"))
+    env = json.loads(token)
+    body = json.loads(base64.b64decode(env["payload"]))
+    del body["officer"]
+    with pytest.raises(av.FieldsInvalid, match="'officer' missing"):
+        _verify(world, sign_document(ACTIVATION_TYPE, body, key))
+
+
+# -- role, validity, revocation -----------------------------------------------------
+def test_operator_role_may_not_activate(world: TrustWorld) -> None:
+    key, cert = world.hub.operator("bob")
+    body = json.loads(base64.b64decode(json.loads(world.activation())["payload"]))
+    body["signer_certificate"] = base64.b64encode(cert.document).decode()
+    with pytest.raises(av.RoleNotPermitted, match="operator key"):
+        _verify(world, sign_document(ACTIVATION_TYPE, body, key))
+
+
+def test_watchlist_key_may_not_activate(world: TrustWorld) -> None:
+    key = world.hub.watchlist_signing_key()
+    cert = world.hub.hub_certificate("hub-watchlist")
+    body = json.loads(base64.b64decode(json.loads(world.activation())["payload"]))
+    body["signer_certificate"] = base64.b64encode(cert.document).decode()
+    with pytest.raises(av.RoleNotPermitted, match="watchlist key"):
+        _verify(world, sign_document(ACTIVATION_TYPE, body, key))
+
+
+def test_expired_operator_certificate_is_rejected(world: TrustWorld) -> None:
+    root = world.hub.load_root_key()
+    key = Ed25519PrivateKey.generate()
+    cert = issue_certificate(
+        root, "old", "supervisor", key.public_key(), NOW - 900, NOW - 300, NOW - 900
+    )
+    body = json.loads(base64.b64decode(json.loads(world.activation())["payload"]))
+    body["signer_certificate"] = base64.b64encode(cert).decode()
+    with pytest.raises(av.CertificateNotValidNow):
+        _verify(world, sign_document(ACTIVATION_TYPE, body, key))
+
+
+def test_revoked_operator_is_rejected_and_the_list_persists(world: TrustWorld) -> None:
+    old_token = world.activation()  # carries revocation list version 1
+    world.hub.revoke_operator("alice", world.hub.load_root_key(), now=NOW)
+    world.hub.add_operator("carol", "supervisor", 365, world.hub.load_root_key(), now=NOW)
+    # carol's token carries list v2 naming alice; accepting it adopts v2 on the device.
+    _verify(world, world.activation(operator="carol"))
+    # alice's old token (list v1 embedded) cannot downgrade the device's list.
+    with pytest.raises(av.SignerRevoked, match="alice"):
+        _verify(world, old_token)
+
+
+def test_revocation_embedded_in_the_token_itself_applies(world: TrustWorld) -> None:
+    key, _ = world.hub.operator("alice")
+    token = world.activation()
+    world.hub.revoke_operator("alice", world.hub.load_root_key(), now=NOW)
+    rl = base64.b64encode(world.hub.revocations().document).decode()
+    with pytest.raises(av.SignerRevoked):
+        _verify(world, _resign(token, key, revocations=rl, sequence=99))
+
+
+def test_forged_revocation_list_is_rejected(world: TrustWorld) -> None:
+    key, _ = world.hub.operator("alice")
+    fake = sign_document(
+        "application/vnd.lfr.revocation-list+json; v=1",
+        {"version": 9, "issued_at": NOW, "revoked_key_ids": []},
+        key,
+    )
+    token = _resign(world.activation(), key, revocations=base64.b64encode(fake).decode())
+    with pytest.raises(av.SignerRevoked, match="revocation list invalid"):
+        _verify(world, token)
+
+
+# -- device, clock, time window -----------------------------------------------------
+def test_wrong_device_is_rejected(world: TrustWorld) -> None:
+    with pytest.raises(av.WrongDevice, match="lfr-other-02"):
+        _verify(world, world.activation(device_id="lfr-other-02"))
+
+
+@pytest.mark.parametrize("state", [ClockSync.UNSYNCHRONISED, ClockSync.UNKNOWN])
+def test_unsynchronised_clock_refuses_unless_allowed(world: TrustWorld, state: ClockSync) -> None:
+    token = world.activation()
+    world.clock.sync = state
+    with pytest.raises(av.ClockNotSynchronised, match=state.value):
+        _verify(world, token)
+    assert (
+        world.verifier(require_clock_sync=False)
+        .verify(token, loaded_watchlist_sha256=WATCHLIST)
+        .live
+    )
+
+
+def test_expired_activation_is_rejected(world: TrustWorld) -> None:
+    token = world.activation(duration_s=3600)
+    world.clock.advance(3600)
+    with pytest.raises(av.OutsideTimeWindow, match="expired"):
+        _verify(world, token)
+
+
+def test_not_yet_valid_activation_is_rejected_beyond_tolerance(world: TrustWorld) -> None:
+    start = int(world.clock.wall()) + 121
+    with pytest.raises(av.OutsideTimeWindow, match="not yet valid"):
+        _verify(world, world.activation(not_before=start))
+    # Within the 120 s tolerance, a hub clock slightly ahead is accepted.
+    _verify(world, world.activation(not_before=start - 2))
+
+
+def test_future_issued_at_is_rejected(world: TrustWorld) -> None:
+    key, _ = world.hub.operator("alice")
+    token = _resign(world.activation(), key, issued_at=NOW + 3600)
+    with pytest.raises(av.OutsideTimeWindow, match="future"):
+        _verify(world, token)
+
+
+def test_window_longer_than_the_cap_is_rejected(world: TrustWorld) -> None:
+    token = world.activation(duration_s=13 * 3600)
+    with pytest.raises(av.OutsideTimeWindow, match="exceeds the cap"):
+        _verify(world, token)
+
+
+def test_lease_longer_than_window_is_rejected(world: TrustWorld) -> None:
+    key, _ = world.hub.operator("alice")
+    token = _resign(world.activation(duration_s=600, lease_s=600), key, lease_s=601)
+    with pytest.raises(av.OutsideTimeWindow, match="lease"):
+        _verify(world, token)
+
+
+def test_wall_clock_jump_back_does_not_extend_the_monotonic_bound(world: TrustWorld) -> None:
+    live = _verify(world, world.activation(duration_s=3600)).live
+    assert live is not None
+    world.clock.advance(1800)
+    world.clock.jump_wall(-7200)  # wall clock set back two hours
+    # The monotonic bound is unchanged: still 1800 s left, not 3.5 h.
+    assert live.end_mono - world.clock.mono() == pytest.approx(1800)
+
+
+# -- renewal, stop, live ------------------------------------------------------------
+def test_renewal_extends_the_lease_of_the_live_activation_only(world: TrustWorld) -> None:
+    live = _verify(world, world.activation(lease_s=300)).live
+    assert live is not None
+    world.clock.advance(200)
+    renewal = world.issuer("bob").renewal("lfr-test-01", DEPLOYMENT, 300)
+    renewed = _verify(world, renewal, live=live).live
+    assert renewed is not None
+    assert renewed.lease_until_mono == pytest.approx(world.clock.mono() + 300)
+    other = world.issuer("bob").renewal("lfr-test-01", "dep-other", 300)
+    with pytest.raises(av.NotLive, match="dep-other"):
+        _verify(world, other, live=renewed)
+    with pytest.raises(av.NotLive, match="no live activation"):
+        _verify(world, world.issuer().renewal("lfr-test-01", DEPLOYMENT, 300), live=None)
+
+
+def test_renewal_after_lease_lapse_is_rejected(world: TrustWorld) -> None:
+    live = _verify(world, world.activation(lease_s=300)).live
+    world.clock.advance(301)
+    with pytest.raises(av.NotLive, match="lease has lapsed"):
+        _verify(world, world.issuer().renewal("lfr-test-01", DEPLOYMENT, 300), live=live)
+
+
+def test_renewal_never_extends_past_the_window(world: TrustWorld) -> None:
+    live = _verify(world, world.activation(duration_s=600, lease_s=500)).live
+    assert live is not None
+    world.clock.advance(400)
+    renewed = _verify(
+        world, world.issuer().renewal("lfr-test-01", DEPLOYMENT, 3600), live=live
+    ).live
+    assert renewed is not None and renewed.lease_until_mono == live.end_mono
+
+
+def test_stale_renewal_is_rejected(world: TrustWorld) -> None:
+    live = _verify(world, world.activation(lease_s=3600)).live
+    renewal = world.issuer().renewal("lfr-test-01", DEPLOYMENT, 600)
+    world.clock.advance(121)
+    with pytest.raises(av.OutsideTimeWindow, match="stale"):
+        _verify(world, renewal, live=live)
+
+
+def test_stop_names_the_live_deployment(world: TrustWorld) -> None:
+    live = _verify(world, world.activation()).live
+    stop = world.issuer("bob").stop("lfr-test-01", DEPLOYMENT, "officers left")
+    result = _verify(world, stop, live=live)
+    assert result.document.kind == "stop" and result.live is None
+    with pytest.raises(av.SequenceNotNewer):
+        _verify(world, stop, live=live)  # replayed stop
+
+
+def test_renewal_signed_as_activation_type_is_rejected(world: TrustWorld) -> None:
+    key, _ = world.hub.operator("alice")
+    env = json.loads(world.issuer().renewal("lfr-test-01", DEPLOYMENT, 60))
+    body = json.loads(base64.b64decode(env["payload"]))
+    with pytest.raises(av.FieldsInvalid):
+        _verify(world, sign_document(ACTIVATION_TYPE, body, key))
+    assert env["payloadType"] == RENEWAL_TYPE
+
+
+# -- sequence, watchlist, threshold -------------------------------------------------
+def test_replayed_token_is_rejected(world: TrustWorld) -> None:
+    token = world.activation()
+    _verify(world, token)
+    with pytest.raises(av.SequenceNotNewer, match="not greater than the last accepted 1"):
+        _verify(world, token)
+
+
+def test_downgraded_sequence_is_rejected_after_restart(world: TrustWorld) -> None:
+    first, second = world.activation(), world.activation()
+    _verify(world, second)  # sequence 2 accepted, then the device restarts
+    with pytest.raises(av.SequenceNotNewer, match="1 is not greater than the last accepted 2"):
+        world.verifier().verify(first, loaded_watchlist_sha256=WATCHLIST)
+
+
+def test_rejected_token_does_not_advance_the_sequence(world: TrustWorld) -> None:
+    token = world.activation(threshold=0.3)
+    with pytest.raises(av.ThresholdBelowFloor):
+        _verify(world, token)
+    assert world.verifier().sequences.last() == 0
+
+
+def test_read_only_verification_never_advances(world: TrustWorld) -> None:
+    token = world.activation()
+    world.verifier(read_only=True).verify(token, loaded_watchlist_sha256=WATCHLIST, commit=False)
+    assert world.verifier().sequences.last() == 0
+
+
+def test_watchlist_mismatch_and_missing_watchlist_are_rejected(world: TrustWorld) -> None:
+    with pytest.raises(av.WatchlistMismatch, match="loaded is"):
+        _verify(world, world.activation(), loaded_watchlist_sha256="cd" * 32)
+    with pytest.raises(av.WatchlistMismatch, match="no watchlist"):
+        _verify(world, world.activation(), loaded_watchlist_sha256=None)
+
+
+def test_threshold_below_floor_is_rejected(world: TrustWorld) -> None:
+    with pytest.raises(av.ThresholdBelowFloor, match="below the floor 0.4"):
+        _verify(world, world.activation(threshold=0.39))
+    _verify(world, world.activation(threshold=0.4))
+
+
+def test_each_failure_names_its_step(world: TrustWorld) -> None:
+    steps = {cls.step for cls in av.ActivationRejected.__subclasses__()}
+    assert len(steps) == len(av.ActivationRejected.__subclasses__()) == 14
+
+
+def test_manual_clock_moves_only_when_told() -> None:
+    c = ManualClock(wall=100.0, mono=5.0)
+    c.jump_wall(50)
+    assert (c.wall(), c.mono()) == (150.0, 5.0)
+    c.advance(1)
+    assert (c.wall(), c.mono()) == (151.0, 6.0)
