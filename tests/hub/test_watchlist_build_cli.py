@@ -120,7 +120,7 @@ def test_build_import_bind_wipe(
     assert len(gallery) == 0
     events = [
         json.loads(line)["event"]
-        for line in (site / "device/state/audit.log").read_text().splitlines()
+        for line in (site / "device/state/audit.jsonl").read_text().splitlines()
     ]
     assert [e for e in events if e.startswith("watchlist.")] == [
         "watchlist.loaded",
@@ -129,7 +129,7 @@ def test_build_import_bind_wipe(
     from agent.trust.device_keys import load_device_signing_public
 
     verify_audit_log(
-        (site / "device/state/audit.log").read_bytes(), load_device_signing_public(keys_dir)
+        (site / "device/state/audit.jsonl").read_bytes(), load_device_signing_public(keys_dir)
     )
 
 
@@ -203,7 +203,7 @@ def test_device_import_of_junk_is_refused_and_audited(
     cfg = ["-c", str(site / "agent.toml")]
     assert agent_main(["watchlist", "import", str(junk), *cfg]) == 1
     assert "watchlist:" in capsys.readouterr().err
-    lines = (site / "device/state/audit.log").read_text().splitlines()
+    lines = (site / "device/state/audit.jsonl").read_text().splitlines()
     refused = [json.loads(x) for x in lines if '"watchlist.refused"' in x]
     assert refused and refused[-1]["fields"]["source"] == "file"
     assert agent_main(["watchlist", "import", str(site / "missing.lfrwl"), *cfg]) == 2

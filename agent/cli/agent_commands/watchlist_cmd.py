@@ -11,13 +11,12 @@ from agent.cli.common import add_config_arg, load_args_config
 from agent.config import AgentConfig
 from agent.errors import LfrError, UsageError
 from agent.matching.watchlist_store import WIPE_AFTER_EXPIRY_S, Audit, WatchlistStore
-from agent.trust.audit_log import AuditLog
+from agent.trust.audit_log import AuditLog, open_device_audit_log
 from agent.trust.device_keys import load_device_keys
 from agent.trust.hub_trust_store import HubTrustStore
 from agent.vision.model_store import resolve_models
 
 #: The device's audit log under ``paths.state_dir``.
-AUDIT_LOG_NAME = "audit.log"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,9 +47,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _audit(cfg: AgentConfig, required: bool) -> tuple[Audit | None, AuditLog | None]:
     try:
         keys = load_device_keys(cfg.paths.keys_dir)
-        log = AuditLog.open(
-            cfg.paths.state_dir / AUDIT_LOG_NAME, keys.signing, cfg.audit.checkpoint_every
-        )
+        log = open_device_audit_log(cfg, keys.signing)
     except LfrError as exc:
         if required:
             raise
