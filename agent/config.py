@@ -198,6 +198,35 @@ class MatchingSection:
         min=0,
         max=86400,
     )
+    attempts_after_match: int = spec(
+        0, "Further embeddings for a track once it has alerted.", min=0, max=100
+    )
+    attempt_interval_frames: int = spec(
+        10,
+        "Frames after which a track's shot nearly as good as its best is embedded again.",
+        min=1,
+        max=1000,
+    )
+    fusion: str = spec(
+        "weighted_mean",
+        "How a track's shots are fused: best_of (best score of any shot) or weighted_mean (quality-weighted mean embedding).",
+        choices=("best_of", "weighted_mean"),
+    )
+    flip_augment: bool = spec(
+        False, "Also embed each face mirrored and average (about twice the embedding cost)."
+    )
+
+
+@dataclass(frozen=True)
+class WatchlistSection:
+    """Per-deployment watchlist bundles received from the hub."""
+
+    max_bundle_mb: int = spec(
+        8,
+        "Largest sealed watchlist accepted (MQTT or file); 10,000 entries take about 2.8 MB.",
+        min=1,
+        max=64,
+    )
 
 
 @dataclass(frozen=True)
@@ -254,6 +283,12 @@ class OutboxSection:
     retention_days: float = spec(
         31.0, "Alert records older than this are purged (audited).", min=0.01, max=31
     )
+    resend_after_s: float = spec(
+        60.0,
+        "Publish an alert again if the hub has not acknowledged it after this long.",
+        min=1,
+        max=86400,
+    )
 
 
 @dataclass(frozen=True)
@@ -271,6 +306,15 @@ class HealthSection:
 
     status_interval_s: float = spec(
         30.0, "How often the status topic is refreshed.", min=1, max=3600
+    )
+    disk_free_alarm_mb: int = spec(
+        200,
+        "Raise the disk_low alarm when the state directory has less free space.",
+        min=0,
+        max=1048576,
+    )
+    cpu_temp_alarm_c: float = spec(
+        80.0, "Raise the cpu_hot alarm at this CPU temperature (°C).", min=40, max=120
     )
 
 
@@ -296,6 +340,7 @@ class AgentConfig:
     tracker: TrackerSection = field(default_factory=TrackerSection)
     quality: QualitySection = field(default_factory=QualitySection)
     matching: MatchingSection = field(default_factory=MatchingSection)
+    watchlist: WatchlistSection = field(default_factory=WatchlistSection)
     activation: ActivationSection = field(default_factory=ActivationSection)
     mqtt: MqttSection = field(default_factory=MqttSection)
     outbox: OutboxSection = field(default_factory=OutboxSection)

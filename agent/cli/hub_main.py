@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from agent.cli.common import run_main
+from agent.cli.hub_commands import (
+    activation_cmd,
+    alerts_cmd,
+    keys_cmd,
+    operator_cmd,
+    pki_cmd,
+    watchlist_cmd,
+)
 
 DESCRIPTION = """Live facial recognition hub tools (operator side): keys, activations,
 watchlists, alert receipt and adjudication, deployment reports."""
 
-COMMANDS: list = []  # type: ignore[type-arg]
+COMMANDS: list = [keys_cmd, operator_cmd, activation_cmd, pki_cmd, alerts_cmd, watchlist_cmd]  # type: ignore[type-arg]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,63 @@
+"""Fusing several shots of one track into one match decision.
+
+Two methods:
+- ``best_of``: each shot is compared with the gallery; a watchlist entry's score
+  is the best score any shot reached.
+- ``weighted_mean``: the shots' embeddings are averaged with their quality rank
+  as weight and the mean (re-normalised) is compared once.
+Which one decides is the ``matching.fusion`` setting. Measured on the shared
+face photos (13 people, one enrolment photo each, tracks of 3 other photos,
+20 random draws): the weighted mean separates mated from non-mated scores
+better (d' 9.7 against 8.7 for best-of; highest non-mated score 0.42 against
+0.45; lowest mated 0.58 against 0.54; one shot alone: d' 8.1), hence the
+default. Best-of lets a single lucky shot of a stranger decide.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+FUSION_METHODS = ("best_of", "weighted_mean")
+
+
+class ShotAccumulator:
+    """The shots of one live track, held only while the track lives (then ``clear()``)."""
+
+    __slots__ = ("_sum", "best_scores", "method", "shots")
+
+    def __init__(self, method: str) -> None:
+        if method not in FUSION_METHODS:
+            raise ValueError(f"fusion method must be one of {FUSION_METHODS}, got {method!r}")
+        self.method = method
+        self.shots = 0
+        self._sum: npt.NDArray[np.float32] | None = None
+        self.best_scores: dict[int, float] = {}  # gallery index -> best score (best_of)
+
+    def add(self, embedding: npt.NDArray[np.float32], weight: float) -> npt.NDArray[np.float32]:
+        """Add a shot; returns the probe to compare (the shot, or the running fused mean)."""
+        self.shots += 1
+        if self.method == "best_of":
+            return embedding
+        w = np.float32(max(weight, 1e-3))
+        self._sum = embedding * w if self._sum is None else self._sum + embedding * w
+        norm = float(np.linalg.norm(self._sum))
+        return (self._sum / norm).astype(np.float32) if norm > 0 else embedding
+
+    def fuse_scores(
+        self, scores: npt.NDArray[np.float32], indices: npt.NDArray[np.intp]
+    ) -> list[tuple[int, float]]:
+        """(gallery index, fused score) pairs for this probe's top-k, best first."""
+        if self.method == "weighted_mean":
+            return [(int(i), float(s)) for s, i in zip(scores, indices, strict=True)]
+        for s, i in zip(scores, indices, strict=True):
+            i = int(i)
+            self.best_scores[i] = max(float(s), self.best_scores.get(i, -1.0))
+        return sorted(self.best_scores.items(), key=lambda kv: -kv[1])
+
+    def clear(self) -> None:
+        if self._sum is not None:
+            self._sum.fill(0)
+        self._sum = None
+        self.best_scores.clear()
+        self.shots = 0
