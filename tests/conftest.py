@@ -16,6 +16,9 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LFR_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
+# Fixture ``mqtt_broker``: a real mosquitto with the shipped config (tests/support/).
+pytest_plugins = ("support.mosquitto_broker",)
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

@@ -1,0 +1,156 @@
+"""Receiving alerts at the hub: verify, check the sender, decrypt, store once, then ack.
+
+``AlertReceiver.receive`` is the whole decision for one MQTT message and never raises
+for bad input: every payload ends as stored, duplicate or rejected. ``HubAlertWorker``
+connects it to the broker: it subscribes ``lfr/v1/+/alert`` (or the shared subscription
+``$share/<group>/lfr/v1/+/alert`` so several workers split the load) and acknowledges on
+``lfr/v1/<dev>/ack`` only after the store has committed, so a crash between the two
+only causes a redelivery, which de-duplication absorbs.
+
+Replays: a byte-identical re-send of an alert already stored is a duplicate (not stored
+again, acknowledged again so the device can delete it); an envelope re-using a stored
+alert id or sequence number with other bytes, one arriving on another device's topic,
+one sealed longer ago than the retention period, or one signed by a key not enrolled for
+that device is rejected. Rejections are logged with the reason and topic, never content.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from agent.hub.alert_store import AlertStore, StoreResult
+from agent.transport.mqtt_link import MqttLink
+from agent.transport.topics import ALL_ALERTS, TopicError, ack_topic, parse_topic
+from agent.transport.topics import shared_subscription as _shared
+from agent.trust.alert_envelope import AlertEnvelopeError, OpenedAlert, encode_ack, open_alert
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_AGE_S = 31 * 86400.0
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What became of one received message."""
+
+    outcome: str  # "stored", "duplicate" or "rejected"
+    topic: str
+    device_id: str | None = None
+    alert: OpenedAlert | None = None
+    reason: str | None = None
+
+
+@dataclass
+class ReceiverStats:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    reject_reasons: Counter[str] = field(default_factory=Counter)
+
+
+class AlertReceiver:
+    """Turns raw (topic, payload) pairs into stored alerts. Thread-safe."""
+
+    def __init__(
+        self,
+        store: AlertStore,
+        hub_key: X25519PrivateKey,
+        *,
+        max_age_s: float = DEFAULT_MAX_AGE_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.hub_key = hub_key
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self.stats = ReceiverStats()
+        self._lock = threading.Lock()
+
+    def _reject(self, topic: str, reason: str, device_id: str | None = None) -> Receipt:
+        log.warning("alert rejected on %r: %s", topic[:120], reason)
+        with self._lock:
+            self.stats.rejected += 1
+            self.stats.reject_reasons[reason.split(":")[0][:60]] += 1
+        return Receipt("rejected", topic, device_id, reason=reason)
+
+    def receive(self, topic: str, payload: bytes) -> Receipt:
+        with self._lock:
+            self.stats.received += 1
+        try:
+            device_id, kind = parse_topic(topic)
+        except TopicError as exc:
+            return self._reject(topic, str(exc))
+        if kind != "alert":
+            return self._reject(topic, f"topic kind {kind!r} does not carry alerts", device_id)
+        key = self.store.device_key(device_id)
+        if key is None:
+            return self._reject(topic, f"device {device_id!r} is not enrolled", device_id)
+        try:
+            alert = open_alert(payload, sender=device_id, device_key=key, hub_key=self.hub_key)
+        except AlertEnvelopeError as exc:
+            return self._reject(topic, str(exc), device_id)
+        age = self.clock() - alert.header.sealed_at
+        if age > self.max_age_s:
+            return self._reject(
+                topic, f"alert: sealed {age / 86400:.1f} days ago, beyond retention", device_id
+            )
+        result = self.store.store_alert(alert)
+        if result is StoreResult.CONFLICT:
+            return self._reject(
+                topic,
+                f"alert: id {alert.header.alert_id} or sequence {alert.header.seq} "
+                "already used by a different envelope (replay or forgery)",
+                device_id,
+            )
+        with self._lock:
+            if result is StoreResult.STORED:
+                self.stats.stored += 1
+            else:
+                self.stats.duplicates += 1
+        if result is StoreResult.DUPLICATE:
+            log.info(
+                "alert %s from %s: duplicate, not stored again", alert.header.alert_id, device_id
+            )
+        return Receipt(result.value, topic, device_id, alert)
+
+
+class HubAlertWorker:
+    """One hub worker: broker subscription → receiver → acknowledgement."""
+
+    def __init__(
+        self,
+        link: MqttLink,
+        receiver: AlertReceiver,
+        *,
+        share_group: str | None = None,
+        on_receipt: Callable[[Receipt], None] | None = None,
+    ) -> None:
+        self.link = link
+        self.receiver = receiver
+        self.on_receipt = on_receipt
+        self.subscription = _shared(share_group, ALL_ALERTS) if share_group else ALL_ALERTS
+        link.subscribe(self.subscription, self._on_message)
+
+    def start(self) -> None:
+        self.link.start()
+
+    def stop(self) -> None:
+        self.link.stop()
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        receipt = self.receiver.receive(topic, payload)
+        if receipt.alert is not None and receipt.device_id is not None:
+            # The store has committed: only now may the device forget the alert.
+            self.link.publish(
+                ack_topic(receipt.device_id), encode_ack([receipt.alert.header.alert_id])
+            )
+        if self.on_receipt is not None:
+            self.on_receipt(receipt)

@@ -1,0 +1,331 @@
+"""The hub's alert database (embedded SQLite): alerts, their crops, operator adjudications,
+and the registry of enrolled device signing keys.
+
+Every alert id is stored exactly once: ``alerts.alert_id`` is the primary key, so several
+receiver workers sharing the load (and redeliveries after a crash) cannot create a second
+row. ``(device_id, seq)`` is unique too: a different envelope re-using a device's sequence
+number is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from agent.errors import LfrError, UsageError
+from agent.trust.alert_envelope import OpenedAlert
+
+OUTCOMES = ("true-alert", "false-alert", "confirmed-true", "confirmed-false")
+AuditFn = Callable[[str, dict[str, object]], None]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS device_keys (
+    device_id   TEXT PRIMARY KEY,
+    public_pem  TEXT NOT NULL,
+    added_at    REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id        TEXT PRIMARY KEY,
+    device_id       TEXT NOT NULL,
+    deployment_id   TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    sealed_at       REAL NOT NULL,
+    received_at     REAL NOT NULL,
+    watchlist_entry TEXT NOT NULL,
+    score           REAL NOT NULL,
+    threshold       REAL NOT NULL,
+    model_id        TEXT NOT NULL,
+    track_id        INTEGER NOT NULL,
+    first_seen      REAL NOT NULL,
+    decided_at      REAL NOT NULL,
+    quality_json    TEXT NOT NULL,
+    envelope_sha256 TEXT NOT NULL,
+    UNIQUE (device_id, seq)
+);
+CREATE INDEX IF NOT EXISTS alerts_received ON alerts (received_at);
+CREATE TABLE IF NOT EXISTS crops (
+    alert_id TEXT NOT NULL REFERENCES alerts (alert_id) ON DELETE CASCADE,
+    kind     TEXT NOT NULL CHECK (kind IN ('probe', 'scene')),
+    jpeg     BLOB NOT NULL,
+    PRIMARY KEY (alert_id, kind)
+);
+CREATE TABLE IF NOT EXISTS adjudications (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id  TEXT NOT NULL REFERENCES alerts (alert_id) ON DELETE CASCADE,
+    outcome   TEXT NOT NULL,
+    by_ref    TEXT NOT NULL,
+    at        REAL NOT NULL
+);
+"""
+
+
+class AlertStoreError(LfrError):
+    """The alert database cannot be opened or does not hold what was asked for."""
+
+
+class StoreResult(Enum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"  # same alert id, same envelope: a redelivery
+    CONFLICT = "conflict"  # same alert id or (device, seq) with different bytes: refused
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    alert_id: str
+    device_id: str
+    deployment_id: str
+    seq: int
+    sealed_at: float
+    received_at: float
+    watchlist_entry: str
+    score: float
+    threshold: float
+    model_id: str
+    track_id: int
+    first_seen: float
+    decided_at: float
+    quality: dict[str, float]
+    outcome: str | None
+    outcome_by: str | None
+
+
+class AlertStore:
+    """One connection per store object; safe to share between threads of one process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Face crops live here: operator-only, and SQLite gives its -wal and -shm
+            # files the same mode as the database file.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            self._db = sqlite3.connect(
+                path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._init_schema()
+        except (sqlite3.Error, OSError) as exc:
+            raise AlertStoreError(f"alert store: {path}: cannot open ({exc})") from exc
+        self._lock = threading.Lock()
+
+    def _init_schema(self) -> None:
+        # Switching to WAL takes an exclusive lock that SQLite's busy handler does not
+        # wait for; several workers opening the same file at once retry briefly.
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
+                if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("BEGIN IMMEDIATE")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.OperationalError as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # ---- device keys ----------------------------------------------------------------
+    def register_device_key(self, device_id: str, key: Ed25519PublicKey) -> None:
+        """Enrol (or replace) the Ed25519 key that signs ``device_id``'s alerts."""
+        pem = key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode("ascii")
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO device_keys VALUES (?, ?, ?) ON CONFLICT (device_id) DO UPDATE "
+                "SET public_pem = excluded.public_pem, added_at = excluded.added_at",
+                (device_id, pem, time.time()),
+            )
+
+    def device_key(self, device_id: str) -> Ed25519PublicKey | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT public_pem FROM device_keys WHERE device_id = ?", (device_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        key = serialization.load_pem_public_key(row[0].encode("ascii"))
+        return key if isinstance(key, Ed25519PublicKey) else None
+
+    # ---- alerts ---------------------------------------------------------------------
+    def store_alert(self, alert: OpenedAlert, received_at: float | None = None) -> StoreResult:
+        """Insert an opened alert exactly once; the commit is durable when this returns."""
+        h, c = alert.header, alert.content
+        try:
+            with self._tx() as db:
+                existing = db.execute(
+                    "SELECT envelope_sha256 FROM alerts WHERE alert_id = ?", (h.alert_id,)
+                ).fetchone()
+                if existing is not None:
+                    same = existing[0] == alert.envelope_sha256
+                    return StoreResult.DUPLICATE if same else StoreResult.CONFLICT
+                db.execute(
+                    "INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        h.alert_id,
+                        h.device,
+                        h.deployment,
+                        h.seq,
+                        h.sealed_at,
+                        time.time() if received_at is None else received_at,
+                        c.watchlist_entry,
+                        c.score,
+                        c.threshold,
+                        c.model_id,
+                        c.track_id,
+                        c.first_seen,
+                        c.decided_at,
+                        json.dumps(c.quality, sort_keys=True),
+                        alert.envelope_sha256,
+                    ),
+                )
+                db.execute("INSERT INTO crops VALUES (?, 'probe', ?)", (h.alert_id, c.probe_jpeg))
+                if c.scene_jpeg is not None:
+                    db.execute(
+                        "INSERT INTO crops VALUES (?, 'scene', ?)", (h.alert_id, c.scene_jpeg)
+                    )
+        except sqlite3.IntegrityError:
+            # Another worker inserted the same id between our check and insert, or the
+            # (device, seq) pair is taken by a different alert.
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT envelope_sha256 FROM alerts WHERE alert_id = ?", (h.alert_id,)
+                ).fetchone()
+            if row is not None and row[0] == alert.envelope_sha256:
+                return StoreResult.DUPLICATE
+            return StoreResult.CONFLICT
+        return StoreResult.STORED
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM alerts").fetchone()[0])
+
+    def list_alerts(
+        self, *, device_id: str | None = None, limit: int = 50, unadjudicated: bool = False
+    ) -> list[AlertRow]:
+        sql = (
+            "SELECT a.*, (SELECT outcome FROM adjudications j WHERE j.alert_id = a.alert_id "
+            "ORDER BY j.id DESC LIMIT 1), (SELECT by_ref FROM adjudications j "
+            "WHERE j.alert_id = a.alert_id ORDER BY j.id DESC LIMIT 1) FROM alerts a"
+        )
+        where, params = [], []
+        if device_id:
+            where.append("a.device_id = ?")
+            params.append(device_id)
+        if unadjudicated:
+            where.append("NOT EXISTS (SELECT 1 FROM adjudications j WHERE j.alert_id = a.alert_id)")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY a.received_at DESC, a.seq DESC LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(sql, (*params, limit)).fetchall()
+        return [_row(r) for r in rows]
+
+    def get(self, alert_id: str) -> AlertRow:
+        """One alert by id or by a unique prefix of at least 6 hex digits."""
+        if not re.fullmatch(r"[0-9a-fA-F]{6,32}", alert_id):
+            raise UsageError(f"alert id {alert_id[:40]!r}: give 6–32 hex digits")
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT a.*, (SELECT outcome FROM adjudications j WHERE j.alert_id = a.alert_id "
+                "ORDER BY j.id DESC LIMIT 1), (SELECT by_ref FROM adjudications j "
+                "WHERE j.alert_id = a.alert_id ORDER BY j.id DESC LIMIT 1) "
+                "FROM alerts a WHERE a.alert_id LIKE ? || '%' LIMIT 2",
+                (alert_id.lower(),),
+            ).fetchall()
+        if not rows:
+            raise AlertStoreError(f"alert {alert_id}: not in {self.path}")
+        if len(rows) > 1:
+            raise UsageError(f"alert id {alert_id!r}: matches more than one alert")
+        return _row(rows[0])
+
+    def crop(self, alert_id: str, kind: str = "probe") -> bytes | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT jpeg FROM crops WHERE alert_id = ? AND kind = ?", (alert_id, kind)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def adjudicate(self, alert_id: str, outcome: str, by_ref: str) -> AlertRow:
+        """Record an operator's outcome; later records supersede earlier ones (all kept)."""
+        if outcome not in OUTCOMES:
+            raise UsageError(f"outcome {outcome!r}: must be one of {', '.join(OUTCOMES)}")
+        if not by_ref.strip():
+            raise UsageError("adjudication: --by must name the operator or officer")
+        row = self.get(alert_id)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO adjudications (alert_id, outcome, by_ref, at) VALUES (?, ?, ?, ?)",
+                (row.alert_id, outcome, by_ref.strip(), time.time()),
+            )
+        return self.get(row.alert_id)
+
+    def purge_older_than(self, age_s: float, audit: AuditFn | None = None) -> int:
+        """Delete alerts (with crops and adjudications) received more than ``age_s`` ago."""
+        cutoff = time.time() - age_s
+        with self._tx() as db:
+            ids = [
+                r[0]
+                for r in db.execute(
+                    "SELECT alert_id FROM alerts WHERE received_at < ?", (cutoff,)
+                ).fetchall()
+            ]
+            db.execute("DELETE FROM alerts WHERE received_at < ?", (cutoff,))
+        for aid in ids:
+            if audit is not None:
+                audit("hub.alert_purged", {"alert_id": aid})
+        return len(ids)
+
+
+def _row(r: tuple[object, ...]) -> AlertRow:
+    return AlertRow(
+        alert_id=str(r[0]),
+        device_id=str(r[1]),
+        deployment_id=str(r[2]),
+        seq=int(r[3]),  # type: ignore[call-overload]
+        sealed_at=float(r[4]),  # type: ignore[arg-type]
+        received_at=float(r[5]),  # type: ignore[arg-type]
+        watchlist_entry=str(r[6]),
+        score=float(r[7]),  # type: ignore[arg-type]
+        threshold=float(r[8]),  # type: ignore[arg-type]
+        model_id=str(r[9]),
+        track_id=int(r[10]),  # type: ignore[call-overload]
+        first_seen=float(r[11]),  # type: ignore[arg-type]
+        decided_at=float(r[12]),  # type: ignore[arg-type]
+        quality=json.loads(str(r[13])),
+        outcome=None if r[15] is None else str(r[15]),
+        outcome_by=None if r[16] is None else str(r[16]),
+    )

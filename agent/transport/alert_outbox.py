@@ -1,0 +1,333 @@
+"""The durable outbox: sealed alerts wait here, on disk, until the hub acknowledges them.
+
+Layout of the outbox folder::
+
+    sequence                      next per-device alert sequence number (atomic, fsynced)
+    <seq:020d>-<alert id>.alert   one entry per sealed alert
+    .tmp-*                        an entry being written (never published)
+    quarantine/                   entries found damaged when the outbox was opened
+
+An entry is written to a temporary file, fsynced, renamed into place and the folder
+fsynced, and only then handed to the publisher. A power cut can therefore only tear
+a temporary file (deleted on open) — but a damaged entry file is still detected by
+its length and SHA-256 and moved to ``quarantine/`` (audited), never published.
+
+Entry bytes (all integers big-endian)::
+
+    magic      8   b"LFROBX1\\n"
+    created    8   unsigned, Unix milliseconds when the entry was written
+    seq        8   unsigned, the alert's sequence number
+    alert_id  16   the alert id (raw 128 bits)
+    length     4   unsigned, envelope length in bytes
+    sha256    32   SHA-256 of the envelope
+    envelope   length bytes
+
+Full outbox: when adding an alert would exceed ``max_bytes`` the outbox refuses it
+(``OutboxFullError``, an audit event and the alarm) instead of evicting an older,
+unacknowledged alert: dropping evidence silently is worse than a loud stop that the
+health status shows. Entries older than the retention period are purged (audited)
+whether or not they were acknowledged, because alert records may not be kept longer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.config import OutboxSection
+from agent.errors import LfrError
+
+log = logging.getLogger(__name__)
+
+AuditFn = Callable[[str, dict[str, object]], None]
+#: Called with (active, message) whenever the fill alarm turns on or off. It runs with the
+#: outbox lock held, so it must only record the state (e.g. for the health status).
+AlarmFn = Callable[[bool, str], None]
+
+MAGIC = b"LFROBX1\n"
+_HEAD = struct.Struct(">8sQQ16sI32s")
+HEADER_LEN = _HEAD.size
+SUFFIX = ".alert"
+
+
+class OutboxError(LfrError):
+    """The outbox cannot store or read an entry."""
+
+
+class OutboxFullError(OutboxError):
+    """The outbox is at its size cap; the new alert was refused (nothing was dropped)."""
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    alert_id: str
+    seq: int
+    created: float
+    size: int
+    path: Path
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    tmp = path.parent / f".tmp-{path.name}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def encode_entry(alert_id: str, seq: int, envelope: bytes, created: float) -> bytes:
+    head = _HEAD.pack(
+        MAGIC,
+        int(created * 1000),
+        seq,
+        bytes.fromhex(alert_id),
+        len(envelope),
+        hashlib.sha256(envelope).digest(),
+    )
+    return head + envelope
+
+
+def decode_entry(data: bytes) -> tuple[str, int, float, bytes]:
+    """Return (alert id, seq, created, envelope); raise OutboxError if torn or damaged."""
+    if len(data) < HEADER_LEN:
+        raise OutboxError("entry shorter than its header")
+    magic, created_ms, seq, aid, length, digest = _HEAD.unpack_from(data)
+    if magic != MAGIC:
+        raise OutboxError("entry has a bad magic number")
+    envelope = data[HEADER_LEN:]
+    if len(envelope) != length:
+        raise OutboxError(f"entry length {len(envelope)} differs from its header ({length})")
+    if hashlib.sha256(envelope).digest() != digest:
+        raise OutboxError("entry checksum does not match")
+    return aid.hex(), seq, created_ms / 1000.0, envelope
+
+
+class AlertOutbox:
+    """A folder of sealed alerts awaiting acknowledgement. Thread-safe."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        max_bytes: int,
+        alarm_fraction: float,
+        retention_s: float,
+        audit: AuditFn,
+        alarm: AlarmFn | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.folder = folder
+        self.max_bytes = max_bytes
+        self.alarm_fraction = alarm_fraction
+        self.retention_s = retention_s
+        self._audit = audit
+        self._alarm_cb = alarm
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[str, OutboxEntry] = {}
+        self._bytes = 0
+        self.alarm_active = False
+        self._open()
+
+    # ---- opening ----------------------------------------------------------------
+    def _open(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for tmp in self.folder.glob(".tmp-*"):
+            # A write that never completed its rename: it was never published.
+            tmp.unlink()
+            self._audit("outbox.incomplete_write_discarded", {"file": tmp.name})
+        for path in sorted(self.folder.glob(f"*{SUFFIX}")):
+            try:
+                aid, seq, created, envelope = decode_entry(path.read_bytes())
+                if path.name != f"{seq:020d}-{aid}{SUFFIX}":
+                    raise OutboxError("entry name does not match its header")
+            except OutboxError as exc:
+                self._quarantine(path, str(exc))
+                continue
+            self._add_index(OutboxEntry(aid, seq, created, HEADER_LEN + len(envelope), path))
+        self._check_alarm()
+
+    def _quarantine(self, path: Path, reason: str) -> None:
+        qdir = self.folder / "quarantine"
+        qdir.mkdir(exist_ok=True, mode=0o700)
+        os.replace(path, qdir / path.name)
+        _fsync_dir(self.folder)
+        log.error("outbox: damaged entry %s quarantined (%s)", path.name, reason)
+        self._audit("outbox.entry_quarantined", {"file": path.name, "reason": reason})
+
+    def _add_index(self, entry: OutboxEntry) -> None:
+        self._entries[entry.alert_id] = entry
+        self._bytes += entry.size
+
+    # ---- sequence ---------------------------------------------------------------
+    def next_sequence(self) -> int:
+        """Allocate the next alert sequence number; it is on disk before it is returned."""
+        with self._lock:
+            path = self.folder / "sequence"
+            try:
+                current = int(path.read_text(encoding="ascii").strip() or "0")
+            except FileNotFoundError:
+                current = 0
+            except ValueError as exc:
+                raise OutboxError(f"outbox: {path}: not a sequence number") from exc
+            # Never reuse a number still held by a pending entry, even if the counter
+            # file was restored from an old backup.
+            current = max([current, *(e.seq for e in self._entries.values())])
+            _write_durably(path, f"{current + 1}\n".encode("ascii"))
+            return current + 1
+
+    # ---- entries ----------------------------------------------------------------
+    def add(self, alert_id: str, seq: int, envelope: bytes) -> OutboxEntry:
+        """Store a sealed alert durably. Raises OutboxFullError at the size cap."""
+        data = encode_entry(alert_id, seq, envelope, self._clock())
+        with self._lock:
+            if alert_id in self._entries:
+                raise OutboxError(f"outbox: alert {alert_id} is already stored")
+            if self._bytes + len(data) > self.max_bytes:
+                msg = (
+                    f"outbox: full ({self._bytes} of {self.max_bytes} bytes); "
+                    f"alert {alert_id} refused"
+                )
+                log.error("%s", msg)
+                self._audit(
+                    "outbox.full_refused",
+                    {"alert_id": alert_id, "seq": seq, "bytes": self._bytes, "cap": self.max_bytes},
+                )
+                self._set_alarm(True, msg)
+                raise OutboxFullError(msg)
+            path = self.folder / f"{seq:020d}-{alert_id}{SUFFIX}"
+            _write_durably(path, data)
+            _, _, created, _ = decode_entry(data)
+            entry = OutboxEntry(alert_id, seq, created, len(data), path)
+            self._add_index(entry)
+            self._check_alarm()
+            return entry
+
+    def pending(self) -> list[OutboxEntry]:
+        """Unacknowledged entries, oldest sequence first."""
+        with self._lock:
+            return sorted(self._entries.values(), key=lambda e: e.seq)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def __contains__(self, alert_id: object) -> bool:
+        with self._lock:
+            return alert_id in self._entries
+
+    def read(self, alert_id: str) -> bytes | None:
+        """The envelope of a pending entry (re-verified), or None if it is no longer here."""
+        with self._lock:
+            entry = self._entries.get(alert_id)
+            if entry is None:
+                return None
+            try:
+                _, _, _, envelope = decode_entry(entry.path.read_bytes())
+            except (OSError, OutboxError) as exc:
+                self._drop_index(entry)
+                if entry.path.exists():
+                    self._quarantine(entry.path, str(exc))
+                return None
+            return envelope
+
+    def _drop_index(self, entry: OutboxEntry) -> None:
+        if self._entries.pop(entry.alert_id, None) is not None:
+            self._bytes -= entry.size
+
+    def acknowledge(self, alert_id: str) -> bool:
+        """Delete an entry the hub acknowledged; False if it was not (or no longer) here."""
+        with self._lock:
+            entry = self._entries.get(alert_id)
+            if entry is None:
+                return False
+            entry.path.unlink(missing_ok=True)
+            _fsync_dir(self.folder)
+            self._drop_index(entry)
+            self._check_alarm()
+            return True
+
+    def purge_expired(self) -> int:
+        """Delete entries older than the retention period; each deletion is audited."""
+        cutoff = self._clock() - self.retention_s
+        purged = 0
+        with self._lock:
+            for entry in sorted(self._entries.values(), key=lambda e: e.seq):
+                if entry.created >= cutoff:
+                    continue
+                entry.path.unlink(missing_ok=True)
+                self._drop_index(entry)
+                purged += 1
+                self._audit(
+                    "outbox.retention_purge",
+                    {"alert_id": entry.alert_id, "seq": entry.seq, "created": entry.created},
+                )
+            if purged:
+                _fsync_dir(self.folder)
+                self._check_alarm()
+        return purged
+
+    # ---- size and alarm ---------------------------------------------------------
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def fill_fraction(self) -> float:
+        return self._bytes / self.max_bytes
+
+    def _check_alarm(self) -> None:
+        active = self.fill_fraction >= self.alarm_fraction
+        if active != self.alarm_active:
+            self._set_alarm(
+                active,
+                f"outbox: {self.fill_fraction:.0%} full ({self._bytes} of {self.max_bytes} bytes)",
+            )
+
+    def _set_alarm(self, active: bool, message: str) -> None:
+        if active == self.alarm_active:
+            return
+        self.alarm_active = active
+        self._audit(
+            "outbox.alarm_on" if active else "outbox.alarm_off",
+            {"bytes": self._bytes, "cap": self.max_bytes},
+        )
+        if active:
+            log.warning("%s", message)
+        if self._alarm_cb is not None:
+            self._alarm_cb(active, message)
+
+
+def open_outbox(
+    section: OutboxSection, state_dir: Path, audit: AuditFn, alarm: AlarmFn | None = None
+) -> AlertOutbox:
+    """The outbox as configured: ``<paths.state_dir>/outbox`` with the ``[outbox]`` limits."""
+    return AlertOutbox(
+        state_dir / "outbox",
+        max_bytes=section.max_mb * 1024 * 1024,
+        alarm_fraction=section.alarm_fraction,
+        retention_s=section.retention_days * 86400.0,
+        audit=audit,
+        alarm=alarm,
+    )

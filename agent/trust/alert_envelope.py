@@ -1,0 +1,365 @@
+"""The sealed alert envelope: what a device sends when a face matches its watchlist.
+
+Built in three layers (byte-exact description in ``docs/protocol.md``):
+
+1. ``header`` — canonical JSON, travels in clear but authenticated::
+
+       {"alert_id": 32 hex, "deployment": str, "device": str, "recipient": hex key id
+        of the hub alert key, "sealed_at": integer Unix seconds, "seq": int ≥ 1, "v": 1}
+
+2. ``box`` — ``sealed_box.seal(hub alert key, content, aad=header bytes,
+   info=b"lfr/v1 alert")`` where content frames the metadata JSON and the raw crops: a fresh ephemeral X25519 key per alert, so the device
+   keeps nothing that decrypts what it sent.
+
+3. the envelope — a signed document (``signed_document.sign_document``) of type
+   ``ALERT_PAYLOAD_TYPE`` whose body is ``{"box": b64(box), "header": b64(header bytes)}``,
+   signed with the device's Ed25519 key. The header is carried as the exact bytes that
+   were authenticated, so the hub never re-serialises anything before checking it.
+
+The hub checks, in order: the signature (device key enrolled at the hub), that the
+header names the device whose topic carried it, that it was sealed to this hub key,
+then decrypts. Any failure raises ``AlertEnvelopeError`` with a one-line reason that
+never quotes the content.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import secrets
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from agent.errors import CheckFailed
+from agent.trust.sealed_box import SealedBoxError, open_box, seal
+from agent.trust.signed_document import DocumentError, canonical_json, key_id, open_document
+from agent.trust.signed_document import sign_document as _sign_document
+
+ALERT_PAYLOAD_TYPE = "application/vnd.lfr.alert+json; v=1"
+ALERT_INFO = b"lfr/v1 alert"
+ENVELOPE_VERSION = 1
+#: Largest envelope the hub accepts; a probe and a scene crop fit easily.
+MAX_ENVELOPE_BYTES = 8 * 1024 * 1024
+
+_ALERT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_HEADER_KEYS = {"alert_id", "deployment", "device", "recipient", "sealed_at", "seq", "v"}
+_CONTENT_KEYS = {
+    "device_id",
+    "deployment_id",
+    "watchlist_entry",
+    "score",
+    "threshold",
+    "model_id",
+    "track_id",
+    "quality",
+    "first_seen",
+    "decided_at",
+}
+_U32 = struct.Struct(">I")
+
+
+class AlertEnvelopeError(CheckFailed):
+    """An alert envelope is malformed, not signed by the device, or not for this hub."""
+
+
+@dataclass(frozen=True)
+class AlertContent:
+    """Everything an operator needs to adjudicate one candidate match (filled by the daemon).
+
+    Times are Unix seconds. ``quality`` holds the figures the quality gate measured
+    (e.g. inter_eye_px, sharpness, yaw, detector_score).
+    """
+
+    device_id: str
+    deployment_id: str
+    watchlist_entry: str
+    score: float
+    threshold: float
+    model_id: str
+    track_id: int
+    first_seen: float
+    decided_at: float
+    probe_jpeg: bytes
+    scene_jpeg: bytes | None = None
+    quality: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AlertHeader:
+    """The authenticated clear header."""
+
+    alert_id: str
+    device: str
+    deployment: str
+    seq: int
+    sealed_at: int
+    recipient: str
+
+
+@dataclass(frozen=True)
+class SealedAlert:
+    """An envelope ready for the outbox, with the header fields the outbox indexes."""
+
+    header: AlertHeader
+    envelope: bytes
+
+
+@dataclass(frozen=True)
+class OpenedAlert:
+    header: AlertHeader
+    content: AlertContent
+    envelope_sha256: str
+
+
+def new_alert_id() -> str:
+    """A random 128-bit alert id, lower-case hex."""
+    return secrets.token_hex(16)
+
+
+def _content_bytes(c: AlertContent) -> bytes:
+    """``u32 len(meta) ‖ meta ‖ u32 len(probe) ‖ probe ‖ u32 len(scene) ‖ scene`` (big-endian).
+
+    The crops travel as raw bytes (not base64) to keep envelopes small on cellular links;
+    a zero-length scene means there is no scene crop.
+    """
+    meta = canonical_json(
+        {
+            "device_id": c.device_id,
+            "deployment_id": c.deployment_id,
+            "watchlist_entry": c.watchlist_entry,
+            "score": float(c.score),
+            "threshold": float(c.threshold),
+            "model_id": c.model_id,
+            "track_id": int(c.track_id),
+            "quality": {str(k): float(v) for k, v in c.quality.items()},
+            "first_seen": float(c.first_seen),
+            "decided_at": float(c.decided_at),
+        }
+    )
+    if not c.probe_jpeg:
+        raise ValueError("an alert needs a probe crop")
+    scene = c.scene_jpeg or b""
+    return b"".join(
+        _U32.pack(len(part)) + part for part in (meta, bytes(c.probe_jpeg), bytes(scene))
+    )
+
+
+def seal_alert(
+    content: AlertContent,
+    *,
+    seq: int,
+    device_key: Ed25519PrivateKey,
+    hub_key: X25519PublicKey,
+    alert_id: str | None = None,
+    now: float | None = None,
+) -> SealedAlert:
+    """Encrypt ``content`` to the hub alert key and sign the result with the device key."""
+    if seq < 1:
+        raise ValueError("alert sequence numbers start at 1")
+    if not _ID_RE.fullmatch(content.device_id):
+        raise ValueError(f"device id {content.device_id!r} is not valid")
+    header = AlertHeader(
+        alert_id=alert_id or new_alert_id(),
+        device=content.device_id,
+        deployment=content.deployment_id,
+        seq=seq,
+        sealed_at=int(time.time() if now is None else now),
+        recipient=key_id(hub_key),
+    )
+    header_bytes = canonical_json(
+        {
+            "alert_id": header.alert_id,
+            "deployment": header.deployment,
+            "device": header.device,
+            "recipient": header.recipient,
+            "sealed_at": header.sealed_at,
+            "seq": header.seq,
+            "v": ENVELOPE_VERSION,
+        }
+    )
+    box = seal(hub_key, _content_bytes(content), aad=header_bytes, info=ALERT_INFO)
+    body = {
+        "box": base64.b64encode(box).decode("ascii"),
+        "header": base64.b64encode(header_bytes).decode("ascii"),
+    }
+    return SealedAlert(header, _sign_document(ALERT_PAYLOAD_TYPE, body, device_key))
+
+
+def _b64(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise AlertEnvelopeError(f"alert: {what} is not a base64 string")
+    try:
+        return base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise AlertEnvelopeError(f"alert: {what} is not valid base64") from exc
+
+
+def _number(obj: dict[str, Any], key: str, what: str) -> float:
+    v = obj.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise AlertEnvelopeError(f"alert: {what}.{key} must be a finite number")
+    return float(v)
+
+
+def _integer(obj: dict[str, Any], key: str, what: str) -> int:
+    v = obj.get(key)
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63:
+        raise AlertEnvelopeError(f"alert: {what}.{key} must be a non-negative integer")
+    return v
+
+
+def _text(obj: dict[str, Any], key: str, what: str, pattern: re.Pattern[str] | None = None) -> str:
+    v = obj.get(key)
+    if not isinstance(v, str) or not v or len(v) > 256:
+        raise AlertEnvelopeError(f"alert: {what}.{key} must be a non-empty string")
+    if pattern is not None and not pattern.fullmatch(v):
+        raise AlertEnvelopeError(f"alert: {what}.{key} is not valid")
+    return v
+
+
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise AlertEnvelopeError(f"alert: {what} is not JSON") from exc
+    if not isinstance(obj, dict):
+        raise AlertEnvelopeError(f"alert: {what} is not a JSON object")
+    return obj
+
+
+def parse_header(header_bytes: bytes) -> AlertHeader:
+    """Validate the clear header bytes (strictly: no unknown or missing field)."""
+    h = _json_object(header_bytes, "header")
+    if set(h) != _HEADER_KEYS:
+        raise AlertEnvelopeError("alert: header fields are not the expected set")
+    if h["v"] != ENVELOPE_VERSION or isinstance(h["v"], bool):
+        raise AlertEnvelopeError(f"alert: header version must be {ENVELOPE_VERSION}")
+    seq = _integer(h, "seq", "header")
+    if seq < 1:
+        raise AlertEnvelopeError("alert: header.seq must be a positive integer")
+    return AlertHeader(
+        alert_id=_text(h, "alert_id", "header", _ALERT_ID_RE),
+        device=_text(h, "device", "header", _ID_RE),
+        deployment=_text(h, "deployment", "header"),
+        seq=seq,
+        sealed_at=_integer(h, "sealed_at", "header"),
+        recipient=_text(h, "recipient", "header", re.compile(r"^[0-9a-f]{64}$")),
+    )
+
+
+def _split_content(data: bytes) -> tuple[bytes, bytes, bytes]:
+    parts: list[bytes] = []
+    pos = 0
+    for _ in range(3):
+        if len(data) < pos + 4:
+            raise AlertEnvelopeError("alert: content is truncated")
+        (n,) = _U32.unpack_from(data, pos)
+        pos += 4
+        if len(data) < pos + n:
+            raise AlertEnvelopeError("alert: content is truncated")
+        parts.append(data[pos : pos + n])
+        pos += n
+    if pos != len(data):
+        raise AlertEnvelopeError("alert: content has trailing bytes")
+    return parts[0], parts[1], parts[2]
+
+
+def _parse_content(data: bytes) -> AlertContent:
+    meta, probe, scene = _split_content(data)
+    c = _json_object(meta, "content")
+    if set(c) != _CONTENT_KEYS:
+        raise AlertEnvelopeError("alert: content fields are not the expected set")
+    if not probe:
+        raise AlertEnvelopeError("alert: content has no probe crop")
+    quality = c["quality"]
+    if not isinstance(quality, dict) or not all(isinstance(k, str) for k in quality):
+        raise AlertEnvelopeError("alert: content.quality must be an object of numbers")
+    track = c["track_id"]
+    if isinstance(track, bool) or not isinstance(track, int):
+        raise AlertEnvelopeError("alert: content.track_id must be an integer")
+    return AlertContent(
+        device_id=_text(c, "device_id", "content", _ID_RE),
+        deployment_id=_text(c, "deployment_id", "content"),
+        watchlist_entry=_text(c, "watchlist_entry", "content"),
+        score=_number(c, "score", "content"),
+        threshold=_number(c, "threshold", "content"),
+        model_id=_text(c, "model_id", "content"),
+        track_id=track,
+        first_seen=_number(c, "first_seen", "content"),
+        decided_at=_number(c, "decided_at", "content"),
+        probe_jpeg=probe,
+        scene_jpeg=scene or None,
+        quality={k: _number(quality, k, "content.quality") for k in quality},
+    )
+
+
+def open_alert(
+    envelope: bytes,
+    *,
+    sender: str,
+    device_key: Ed25519PublicKey,
+    hub_key: X25519PrivateKey,
+) -> OpenedAlert:
+    """Verify, check the sender and decrypt an envelope received from device ``sender``.
+
+    ``sender`` is the device id the broker vouched for (the topic, which the ACL ties
+    to the certificate CN); ``device_key`` is that device's enrolled public key.
+    """
+    if len(envelope) > MAX_ENVELOPE_BYTES:
+        raise AlertEnvelopeError(f"alert: larger than {MAX_ENVELOPE_BYTES} bytes")
+    expected_kid = key_id(device_key)
+    try:
+        doc = open_document(
+            envelope, ALERT_PAYLOAD_TYPE, lambda kid: device_key if kid == expected_kid else None
+        )
+    except DocumentError as exc:
+        raise AlertEnvelopeError(f"alert: {exc}") from exc
+    if set(doc.body) != {"box", "header"}:
+        raise AlertEnvelopeError("alert: envelope body fields are not the expected set")
+    header_bytes = _b64(doc.body["header"], "header")
+    box = _b64(doc.body["box"], "box")
+    header = parse_header(header_bytes)
+    if header.device != sender:
+        raise AlertEnvelopeError(
+            f"alert: header names device {header.device!r} but it came from {sender!r}"
+        )
+    if header.recipient != key_id(hub_key.public_key()):
+        raise AlertEnvelopeError("alert: sealed to a different hub alert key")
+    try:
+        plaintext = open_box(hub_key, box, aad=header_bytes, info=ALERT_INFO)
+    except SealedBoxError as exc:
+        raise AlertEnvelopeError(f"alert: {exc}") from exc
+    content = _parse_content(plaintext)
+    if content.device_id != header.device or content.deployment_id != header.deployment:
+        raise AlertEnvelopeError("alert: content and header disagree on device or deployment")
+    return OpenedAlert(header, content, doc.envelope_sha256)
+
+
+def encode_ack(alert_ids: list[str]) -> bytes:
+    """The hub's acknowledgement on ``lfr/v1/<dev>/ack``: ``{"ack": [alert id, …]}``."""
+    return canonical_json({"ack": list(alert_ids)})
+
+
+MAX_ACK_IDS = 1000
+
+
+def decode_ack(payload: bytes) -> list[str]:
+    """Alert ids from an acknowledgement; raises AlertEnvelopeError if malformed."""
+    if len(payload) > 64 * 1024:
+        raise AlertEnvelopeError("ack: too large")
+    obj = _json_object(payload, "ack")
+    ids = obj.get("ack")
+    if set(obj) != {"ack"} or not isinstance(ids, list) or len(ids) > MAX_ACK_IDS:
+        raise AlertEnvelopeError('ack: expected {"ack": [alert ids]}')
+    if not all(isinstance(i, str) and _ALERT_ID_RE.fullmatch(i) for i in ids):
+        raise AlertEnvelopeError("ack: an alert id is not 32 lower-case hex digits")
+    return list(ids)

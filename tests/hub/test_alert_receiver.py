@@ -1,0 +1,207 @@
+"""The hub receiver: verify, check sender, decrypt, store once, ack after commit."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support.alert_factory import AlertKeys, make_content
+from support.mosquitto_broker import HUB_CN, MosquittoBroker
+
+from agent.hub.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
+from agent.hub.alert_store import AlertStore
+from agent.transport.mqtt_link import MqttLink
+from agent.transport.topics import ack_topic, alert_topic
+from agent.trust.alert_envelope import decode_ack, seal_alert
+from agent.trust.signed_document import canonical_json
+
+KEYS = AlertKeys.generate()
+DEV = "lfr-test-01"
+
+
+def sealed(seq: int, device: str = DEV, now: float | None = None) -> bytes:
+    return seal_alert(
+        make_content(device, seq),
+        seq=seq,
+        device_key=KEYS.device,
+        hub_key=KEYS.hub.public_key(),
+        now=now,
+    ).envelope
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> AlertReceiver:
+    store = AlertStore(tmp_path / "alerts.db")
+    store.register_device_key(DEV, KEYS.device.public_key())
+    store.register_device_key("lfr-test-02", Ed25519PrivateKey.generate().public_key())
+    return AlertReceiver(store, KEYS.hub)
+
+
+def test_valid_alert_is_stored_once_and_copies_are_duplicates(receiver: AlertReceiver) -> None:
+    env = sealed(1)
+    assert receiver.receive(alert_topic(DEV), env).outcome == "stored"
+    assert receiver.receive(alert_topic(DEV), env).outcome == "duplicate"
+    assert receiver.store.count() == 1
+    s = receiver.stats
+    assert (s.received, s.stored, s.duplicates, s.rejected) == (2, 1, 1, 0)
+
+
+def test_rejections_name_the_reason_and_log_no_content(
+    receiver: AlertReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = sealed(1)
+    cases = {
+        "other device's topic": (alert_topic("lfr-test-02"), env),
+        "unknown device": (alert_topic("lfr-test-03"), env),
+        "not an alert topic": (ack_topic(DEV), env),
+        "foreign namespace": ("other/thing", env),
+        "stale replay": (alert_topic(DEV), sealed(2, now=time.time() - 40 * 86400)),
+    }
+    caplog.set_level(logging.WARNING)
+    for name, (topic, payload) in cases.items():
+        r = receiver.receive(topic, payload)
+        assert r.outcome == "rejected", name
+        assert r.reason
+    assert receiver.store.count() == 0
+    assert "W-0001" not in caplog.text and "JFIF" not in caplog.text
+    assert caplog.text.count("alert rejected") == len(cases)
+
+
+def test_a_tampered_envelope_is_rejected(receiver: AlertReceiver) -> None:
+    doc = json.loads(sealed(1))
+    body = json.loads(base64.b64decode(doc["payload"]))
+    body["box"] = base64.b64encode(base64.b64decode(body["box"])[:-1] + b"\0").decode()
+    doc["payload"] = base64.b64encode(canonical_json(body)).decode()
+    r = receiver.receive(alert_topic(DEV), canonical_json(doc))
+    assert r.outcome == "rejected" and "signature" in (r.reason or "")
+
+
+def test_reused_sequence_under_a_new_id_is_rejected(receiver: AlertReceiver) -> None:
+    assert receiver.receive(alert_topic(DEV), sealed(5)).outcome == "stored"
+    r = receiver.receive(alert_topic(DEV), sealed(5))
+    assert r.outcome == "rejected" and "replay or forgery" in (r.reason or "")
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    topic=st.one_of(
+        st.just(alert_topic(DEV)),
+        st.just(alert_topic("lfr-test-02")),
+        st.text(max_size=60),
+        st.builds(lambda d: f"lfr/v1/{d}/alert", st.text(max_size=20)),
+    ),
+    payload=st.one_of(
+        st.binary(max_size=4096),
+        st.builds(lambda o: json.dumps(o).encode(), st.dictionaries(st.text(), st.text())),
+        st.builds(
+            lambda p: canonical_json(
+                {
+                    "payloadType": "application/vnd.lfr.alert+json; v=1",
+                    "payload": p,
+                    "signatures": [{"keyid": "00", "sig": p}],
+                }
+            ),
+            st.text(max_size=100),
+        ),
+    ),
+)
+def test_fuzzed_messages_are_rejected_without_raising(
+    receiver: AlertReceiver, topic: str, payload: bytes
+) -> None:
+    assert receiver.receive(topic, payload).outcome == "rejected"
+
+
+@pytest.mark.system
+def test_worker_stores_then_acks_and_survives_garbage(
+    mqtt_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    store = AlertStore(tmp_path / "hub.db")
+    store.register_device_key(DEV, KEYS.device.public_key())
+    receipts: list[Receipt] = []
+    worker = HubAlertWorker(
+        MqttLink(mqtt_broker.client_settings(HUB_CN, "hub-w1")),
+        AlertReceiver(store, KEYS.hub),
+        share_group="hubs",
+        on_receipt=receipts.append,
+    )
+    acks: list[list[str]] = []
+    got_ack = threading.Event()
+
+    def on_ack(topic: str, payload: bytes) -> None:
+        acks.append(decode_ack(payload))
+        got_ack.set()
+
+    dev = MqttLink(mqtt_broker.client_settings(DEV))
+    dev.subscribe(ack_topic(DEV), on_ack)
+    worker.start()
+    dev.start()
+    try:
+        assert worker.link.wait_connected(10) and dev.wait_connected(10)
+        rng = random.Random(5)
+        garbage = [rng.randbytes(rng.randrange(0, 3000)) for _ in range(60)]
+        garbage += [b"", b"{}", b"null", b'{"payloadType":1}', b"\xff" * 10]
+        for g in garbage:
+            dev.publish(alert_topic(DEV), g)
+        env = sealed(1)
+        dev.publish(alert_topic(DEV), env)
+        assert got_ack.wait(15)
+        deadline = time.monotonic() + 10
+        while len(receipts) < len(garbage) + 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        outcomes = [r.outcome for r in receipts]
+        assert outcomes.count("rejected") == len(garbage)
+        assert outcomes.count("stored") == 1
+        assert store.count() == 1
+        stored_id = next(r.alert.header.alert_id for r in receipts if r.alert)
+        assert acks == [[stored_id]]
+    finally:
+        dev.stop()
+        worker.stop()
+
+
+@pytest.mark.system
+def test_two_workers_in_a_share_group_split_the_load_and_store_each_alert_once(
+    mqtt_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    db = tmp_path / "hub.db"
+    AlertStore(db).register_device_key(DEV, KEYS.device.public_key())
+    workers = [
+        HubAlertWorker(
+            MqttLink(mqtt_broker.client_settings(HUB_CN, f"hub-w{i}")),
+            AlertReceiver(AlertStore(db), KEYS.hub),
+            share_group="hubs",
+        )
+        for i in (1, 2)
+    ]
+    dev = MqttLink(mqtt_broker.client_settings(DEV))
+    for w in workers:
+        w.start()
+    dev.start()
+    try:
+        assert all(w.link.wait_connected(10) for w in workers) and dev.wait_connected(10)
+        envelopes = [sealed(i) for i in range(1, 41)]
+        for env in envelopes + envelopes[:10]:  # ten redeliveries
+            dev.publish(alert_topic(DEV), env)
+        deadline = time.monotonic() + 20
+        while sum(w.receiver.stats.received for w in workers) < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stats = [w.receiver.stats for w in workers]
+        assert all(s.received > 0 for s in stats)  # both workers took a share
+        assert sum(s.stored for s in stats) == 40
+        assert sum(s.duplicates for s in stats) == 10
+        assert AlertStore(db).count() == 40
+    finally:
+        dev.stop()
+        for w in workers:
+            w.stop()

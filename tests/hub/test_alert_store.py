@@ -1,0 +1,116 @@
+"""The hub's SQLite alert store: exactly-once storage, adjudication, retention."""
+
+from __future__ import annotations
+
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.alert_factory import AlertKeys, make_content
+
+from agent.errors import UsageError
+from agent.hub.alert_store import AlertStore, AlertStoreError, StoreResult
+from agent.trust.alert_envelope import OpenedAlert, open_alert, seal_alert
+
+KEYS = AlertKeys.generate()
+
+
+def opened(seq: int, device: str = "lfr-test-01", alert_id: str | None = None) -> OpenedAlert:
+    sealed = seal_alert(
+        make_content(device, seq, scene=True),
+        seq=seq,
+        device_key=KEYS.device,
+        hub_key=KEYS.hub.public_key(),
+        alert_id=alert_id,
+    )
+    return open_alert(
+        sealed.envelope, sender=device, device_key=KEYS.device.public_key(), hub_key=KEYS.hub
+    )
+
+
+def test_store_once_then_duplicate_then_conflicts(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "a.db")
+    a = opened(1)
+    assert store.store_alert(a) is StoreResult.STORED
+    assert store.store_alert(a) is StoreResult.DUPLICATE
+    # Same id, other bytes (a re-sealed copy): refused.
+    assert store.store_alert(opened(2, alert_id=a.header.alert_id)) is StoreResult.CONFLICT
+    # Same device sequence number under a new id: refused.
+    assert store.store_alert(opened(1)) is StoreResult.CONFLICT
+    assert store.count() == 1
+    assert stat.S_IMODE((tmp_path / "a.db").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "a.db-wal").stat().st_mode) == 0o600
+    assert store.crop(a.header.alert_id, "probe") == a.content.probe_jpeg
+    assert store.crop(a.header.alert_id, "scene") == a.content.scene_jpeg
+
+
+def test_two_workers_racing_store_each_alert_once(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    alerts = [opened(i) for i in range(1, 41)]
+    results: list[StoreResult] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        store = AlertStore(path)  # separate connection, like a separate process
+        for a in alerts:
+            r = store.store_alert(a)
+            with lock:
+                results.append(r)
+        store.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(StoreResult.STORED) == 40
+    assert results.count(StoreResult.DUPLICATE) == 40
+    assert AlertStore(path).count() == 40
+
+
+def test_adjudication_and_lookup_by_prefix(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "a.db")
+    a = opened(1)
+    store.store_alert(a)
+    row = store.adjudicate(a.header.alert_id[:8], "false-alert", "PC 1234")
+    assert (row.outcome, row.outcome_by) == ("false-alert", "PC 1234")
+    row = store.adjudicate(a.header.alert_id, "confirmed-false", "Sgt 99")
+    assert row.outcome == "confirmed-false"
+    assert store.list_alerts(unadjudicated=True) == []
+    with pytest.raises(UsageError, match="outcome"):
+        store.adjudicate(a.header.alert_id, "maybe", "x")
+    with pytest.raises(UsageError):
+        store.get("zz")
+    with pytest.raises(AlertStoreError, match="not in"):
+        store.get("0" * 32)
+
+
+def test_purge_removes_old_alerts_with_their_crops(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "a.db")
+    old, new = opened(1), opened(2)
+    store.store_alert(old, received_at=time.time() - 40 * 86400)
+    store.store_alert(new)
+    events: list[tuple[str, dict[str, object]]] = []
+    assert store.purge_older_than(31 * 86400, lambda e, f: events.append((e, f))) == 1
+    assert [r.alert_id for r in store.list_alerts()] == [new.header.alert_id]
+    assert store.crop(old.header.alert_id) is None
+    assert events == [("hub.alert_purged", {"alert_id": old.header.alert_id})]
+
+
+def test_device_key_registry(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "a.db")
+    assert store.device_key("d1") is None
+    k1, k2 = Ed25519PrivateKey.generate().public_key(), Ed25519PrivateKey.generate().public_key()
+    store.register_device_key("d1", k1)
+    assert store.device_key("d1") == k1
+    store.register_device_key("d1", k2)
+    assert AlertStore(tmp_path / "a.db").device_key("d1") == k2
+
+
+def test_unopenable_database_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "x.db").mkdir()
+    with pytest.raises(AlertStoreError, match="cannot open"):
+        AlertStore(tmp_path / "x.db")

@@ -1,0 +1,92 @@
+"""A device-side alert sender for fault tests, run as its own process so it can be SIGKILLed.
+
+    python tests/support/alert_sender.py STATE_DIR HOST PORT PKI_DIR DEVICE_ID COUNT
+
+STATE_DIR holds the device keys (``device-key.pem``, ``hub-alert-pub.pem``), the outbox
+and ``committed.log`` — one alert id per line, appended after ``submit`` returned (so
+the entry was durably in the outbox). The process submits alerts until the log has
+COUNT lines, keeps delivering, and exits 0 once the outbox is empty (every alert
+acknowledged by the hub).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agent.transport.alert_outbox import AlertOutbox
+from agent.transport.alert_publisher import AlertPublisher
+from agent.transport.mqtt_link import MqttLink, MqttSettings
+from agent.trust.key_files import load_private_key, load_public_key
+from support.alert_factory import make_content
+
+RESEND_AFTER_S = 5.0
+
+
+def main(argv: list[str]) -> int:
+    state, host, port, pki, device_id, count = argv
+    state_dir, pki_dir, total = Path(state), Path(pki), int(count)
+    logging.basicConfig(
+        filename=state_dir / "sender.log",
+        level=logging.INFO,
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+    )
+    device_key = load_private_key(state_dir / "device-key.pem", Ed25519PrivateKey)  # type: ignore[type-abstract]
+    hub_key = load_public_key(state_dir / "hub-alert-pub.pem", X25519PublicKey)  # type: ignore[type-abstract]
+    outbox = AlertOutbox(
+        state_dir / "outbox",
+        max_bytes=256 * 1024 * 1024,
+        alarm_fraction=0.9,
+        retention_s=31 * 86400,
+        audit=lambda event, fields: logging.info("audit %s %s", event, fields),
+    )
+    link = MqttLink(
+        MqttSettings(
+            host=host,
+            port=int(port),
+            ca_file=pki_dir / "ca.pem",
+            cert_file=pki_dir / "clients" / f"{device_id}-cert.pem",
+            key_file=pki_dir / "clients" / f"{device_id}-key.pem",
+            client_id=device_id,
+            keepalive_s=5,
+            session_expiry_s=3600,
+            reconnect_min_s=1,
+            reconnect_max_s=1,
+        )
+    )
+    publisher = AlertPublisher(
+        outbox,
+        link,
+        device_id=device_id,
+        device_key=device_key,
+        hub_key=hub_key,
+        resend_after_s=RESEND_AFTER_S,
+    )
+    log_path = state_dir / "committed.log"
+    done = len(log_path.read_text().split()) if log_path.exists() else 0
+    link.start()
+    publisher.start()
+    with open(log_path, "a", encoding="ascii") as committed:
+        while done < total:
+            sealed = publisher.submit(make_content(device_id, done))
+            committed.write(sealed.header.alert_id + "\n")
+            committed.flush()
+            os.fsync(committed.fileno())
+            done += 1
+    while len(outbox):
+        time.sleep(0.1)
+    publisher.stop()
+    link.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,174 @@
+"""The durable outbox on a real filesystem: persistence, torn writes, retention, the cap."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from agent.config import OutboxSection
+from agent.transport.alert_outbox import (
+    AlertOutbox,
+    OutboxFullError,
+    decode_entry,
+    open_outbox,
+)
+from agent.trust.alert_envelope import new_alert_id
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, object]]] = []
+        self.alarms: list[tuple[bool, str]] = []
+
+    def audit(self, event: str, fields: dict[str, object]) -> None:
+        self.events.append((event, fields))
+
+    def alarm(self, active: bool, message: str) -> None:
+        self.alarms.append((active, message))
+
+    def names(self) -> list[str]:
+        return [e for e, _ in self.events]
+
+
+class Clock:
+    def __init__(self, t: float = 1_800_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def make(folder: Path, rec: Recorder, clock: Clock | None = None, **kw: float) -> AlertOutbox:
+    return AlertOutbox(
+        folder,
+        max_bytes=int(kw.get("max_bytes", 1_000_000)),
+        alarm_fraction=kw.get("alarm_fraction", 0.8),
+        retention_s=kw.get("retention_s", 31 * 86400),
+        audit=rec.audit,
+        alarm=rec.alarm,
+        clock=clock or Clock(),
+    )
+
+
+def add(box: AlertOutbox, payload: bytes = b"envelope" * 10) -> str:
+    aid = new_alert_id()
+    box.add(aid, box.next_sequence(), payload)
+    return aid
+
+
+def test_entries_survive_reopening_and_leave_only_when_acknowledged(tmp_path: Path) -> None:
+    rec = Recorder()
+    box = make(tmp_path, rec)
+    ids = [add(box, f"env-{i}".encode()) for i in range(5)]
+    reopened = make(tmp_path, rec)
+    assert [e.alert_id for e in reopened.pending()] == ids
+    assert reopened.read(ids[2]) == b"env-2"
+    assert reopened.acknowledge(ids[2]) and not reopened.acknowledge(ids[2])
+    again = make(tmp_path, rec)
+    assert [e.alert_id for e in again.pending()] == ids[:2] + ids[3:]
+
+
+def test_sequence_survives_restarts_and_never_goes_back(tmp_path: Path) -> None:
+    rec = Recorder()
+    box = make(tmp_path, rec)
+    seqs = [box.next_sequence() for _ in range(3)]
+    assert seqs == [1, 2, 3]
+    assert make(tmp_path, rec).next_sequence() == 4
+    # A counter file restored from an old backup cannot re-use a pending entry's number.
+    box = make(tmp_path, rec)
+    box.add(new_alert_id(), 9, b"x")
+    (tmp_path / "sequence").write_text("2\n")
+    assert make(tmp_path, rec).next_sequence() == 10
+
+
+def test_torn_temporary_write_is_discarded(tmp_path: Path) -> None:
+    rec = Recorder()
+    box = make(tmp_path, rec)
+    keep = add(box)
+    (tmp_path / ".tmp-00000000000000000002-abc.alert").write_bytes(b"LFROBX1\n\x00\x01")
+    box = make(tmp_path, rec)
+    assert [e.alert_id for e in box.pending()] == [keep]
+    assert not list(tmp_path.glob(".tmp-*"))
+    assert "outbox.incomplete_write_discarded" in rec.names()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "header"])
+def test_damaged_entry_is_quarantined_never_published(tmp_path: Path, damage: str) -> None:
+    rec = Recorder()
+    box = make(tmp_path, rec)
+    good = add(box)
+    bad = add(box, b"z" * 500)
+    path = next(e.path for e in box.pending() if e.alert_id == bad)
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "flip":
+        data[-1] ^= 0xFF
+    else:
+        data[0:8] = b"garbage!"
+    path.write_bytes(bytes(data))
+    box = make(tmp_path, rec)
+    assert [e.alert_id for e in box.pending()] == [good]
+    assert (tmp_path / "quarantine" / path.name).exists()
+    assert "outbox.entry_quarantined" in rec.names()
+
+
+def test_entry_damaged_after_open_is_not_read(tmp_path: Path) -> None:
+    rec = Recorder()
+    box = make(tmp_path, rec)
+    aid = add(box)
+    path = box.pending()[0].path
+    path.write_bytes(path.read_bytes()[:-3])
+    assert box.read(aid) is None
+    assert aid not in box
+
+
+def test_retention_purges_old_entries_and_audits_each(tmp_path: Path) -> None:
+    rec, clock = Recorder(), Clock()
+    box = make(tmp_path, rec, clock, retention_s=86400)
+    old = [add(box) for _ in range(3)]
+    clock.t += 2 * 86400
+    fresh = add(box)
+    assert box.purge_expired() == 3
+    assert [e.alert_id for e in box.pending()] == [fresh]
+    purged = [f["alert_id"] for e, f in rec.events if e == "outbox.retention_purge"]
+    assert purged == old
+    assert [e.alert_id for e in make(tmp_path, rec, clock).pending()] == [fresh]
+
+
+def test_alarm_then_refusal_at_the_cap_drops_nothing(tmp_path: Path) -> None:
+    rec = Recorder()
+    payload = b"p" * 1000
+    box = make(tmp_path, rec, max_bytes=10_000, alarm_fraction=0.5)
+    stored = []
+    with pytest.raises(OutboxFullError, match="refused"):
+        for _ in range(20):
+            stored.append(add(box, payload))
+    assert len(stored) == 9  # 9 x 1076 bytes fit under 10,000
+    assert [e.alert_id for e in box.pending()] == stored
+    assert rec.alarms and rec.alarms[0][0] is True
+    assert "outbox.alarm_on" in rec.names() and "outbox.full_refused" in rec.names()
+    for aid in stored:
+        box.acknowledge(aid)
+    assert rec.alarms[-1][0] is False and "outbox.alarm_off" in rec.names()
+
+
+def test_entry_format_is_checked_by_length_and_hash() -> None:
+    from agent.transport.alert_outbox import OutboxError, encode_entry
+
+    aid = new_alert_id()
+    data = encode_entry(aid, 5, b"hello", 1_800_000_000.5)
+    assert decode_entry(data) == (aid, 5, 1_800_000_000.5, b"hello")
+    with pytest.raises(OutboxError, match="length"):
+        decode_entry(data + b"x")
+    with pytest.raises(OutboxError, match="checksum"):
+        decode_entry(data[:-1] + b"X")
+
+
+def test_open_outbox_uses_the_config_section(tmp_path: Path) -> None:
+    box = open_outbox(OutboxSection(max_mb=2), tmp_path, Recorder().audit)
+    assert box.folder == tmp_path / "outbox" and box.max_bytes == 2 * 1024 * 1024
+    assert box.retention_s == 31 * 86400
+    assert oct(os.stat(box.folder).st_mode & 0o777) == "0o700"

@@ -1,0 +1,235 @@
+"""The MQTT link against a real mosquitto running the shipped config (mTLS + ACL)."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import socket
+import ssl
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from support.mosquitto_broker import HUB_CN, MosquittoBroker
+from support.tcp_cut_proxy import TcpCutProxy
+
+from agent.transport.mqtt_link import MqttLink, MqttLinkError, MqttSettings, PublishResult
+from agent.transport.topics import alert_topic, status_topic
+
+pytestmark = pytest.mark.system
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self.event = threading.Event()
+
+    def __call__(self, topic: str, payload: bytes) -> None:
+        self.messages.append((topic, payload))
+        self.event.set()
+
+    def wait_for(self, n: int, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return len(self.messages) >= n
+
+
+def publish_and_wait(link: MqttLink, topic: str, payload: bytes) -> PublishResult:
+    results: list[PublishResult] = []
+    done = threading.Event()
+
+    def got(r: PublishResult) -> None:
+        results.append(r)
+        done.set()
+
+    link.publish(topic, payload, on_result=got)
+    assert done.wait(10), "no PUBACK"
+    return results[0]
+
+
+def test_device_publishes_to_its_own_topic_and_hub_receives(mqtt_broker: MosquittoBroker) -> None:
+    inbox = Inbox()
+    hub = MqttLink(mqtt_broker.client_settings(HUB_CN))
+    hub.subscribe("lfr/v1/+/alert", inbox)
+    hub.start()
+    dev = MqttLink(mqtt_broker.client_settings("dev-a"))
+    dev.start()
+    try:
+        assert hub.wait_connected(10) and dev.wait_connected(10)
+        result = publish_and_wait(dev, alert_topic("dev-a"), b"sealed")
+        assert result.ok, result.reason
+        assert inbox.wait_for(1)
+        assert inbox.messages[0] == ("lfr/v1/dev-a/alert", b"sealed")
+    finally:
+        dev.stop()
+        hub.stop()
+
+
+def test_publish_to_another_devices_topic_is_an_error(mqtt_broker: MosquittoBroker) -> None:
+    inbox = Inbox()
+    hub = MqttLink(mqtt_broker.client_settings(HUB_CN))
+    hub.subscribe("lfr/v1/+/alert", inbox)
+    hub.start()
+    dev = MqttLink(mqtt_broker.client_settings("dev-a"))
+    dev.start()
+    try:
+        assert hub.wait_connected(10) and dev.wait_connected(10)
+        denied = publish_and_wait(dev, alert_topic("dev-b"), b"forged")
+        assert not denied.ok
+        assert denied.reason_code == 135  # not authorised
+        # A later allowed publish arrives, and the forged one never did.
+        assert publish_and_wait(dev, alert_topic("dev-a"), b"real").ok
+        assert inbox.wait_for(1)
+        time.sleep(0.2)
+        assert [t for t, _ in inbox.messages] == ["lfr/v1/dev-a/alert"]
+    finally:
+        dev.stop()
+        hub.stop()
+
+
+def test_device_cannot_read_another_devices_topics(mqtt_broker: MosquittoBroker) -> None:
+    spy_inbox = Inbox()
+    spy = MqttLink(mqtt_broker.client_settings("dev-b"))
+    spy.subscribe("lfr/v1/dev-a/#", spy_inbox)
+    spy.subscribe("lfr/v1/+/alert", spy_inbox)
+    spy.start()
+    own_inbox = Inbox()
+    dev = MqttLink(mqtt_broker.client_settings("dev-a"))
+    dev.subscribe("lfr/v1/dev-a/alert", own_inbox)
+    dev.start()
+    try:
+        assert spy.wait_connected(10) and dev.wait_connected(10)
+        assert publish_and_wait(dev, alert_topic("dev-a"), b"x").ok
+        # The owner's own subscription sees it, so delivery works; the spy sees nothing.
+        assert own_inbox.wait_for(1)
+        time.sleep(0.3)
+        assert spy_inbox.messages == []
+    finally:
+        dev.stop()
+        spy.stop()
+
+
+def test_client_without_certificate_is_refused(mqtt_broker: MosquittoBroker) -> None:
+    ctx = ssl.create_default_context(cafile=str(mqtt_broker.pki_dir / "ca.pem"))
+    ctx.check_hostname = False
+    refused = False
+    try:
+        with (
+            socket.create_connection((mqtt_broker.host, mqtt_broker.port), timeout=5) as raw,
+            ctx.wrap_socket(raw) as tls,
+        ):
+            # TLS 1.3 reports the missing certificate on the first read.
+            tls.sendall(b"\x10\x00")
+            refused = tls.recv(1) == b""
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        refused = True
+    assert refused
+
+
+def test_paho_client_without_certificate_never_connects(mqtt_broker: MosquittoBroker) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="anon", protocol=mqtt.MQTTv5)
+    client.tls_set(ca_certs=str(mqtt_broker.pki_dir / "ca.pem"))
+    connected = threading.Event()
+    client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None
+    with pytest.raises((ssl.SSLError, OSError)):
+        client.connect(mqtt_broker.host, mqtt_broker.port)
+        client.loop(timeout=2)
+        client.loop(timeout=2)
+        if not connected.is_set():
+            raise OSError("not connected")
+    assert not connected.is_set()
+
+
+def test_status_is_retained_and_last_will_reports_offline(
+    mqtt_broker: MosquittoBroker,
+) -> None:
+    proxy = TcpCutProxy(mqtt_broker.port)
+    settings = dataclasses.replace(mqtt_broker.client_settings("dev-a"), port=proxy.port)
+    dev = MqttLink(settings, status_topic=status_topic("dev-a"))
+    dev.start()
+    inbox = Inbox()
+    hub = MqttLink(mqtt_broker.client_settings(HUB_CN, "hub-status"))
+    hub.subscribe("lfr/v1/+/status", inbox)
+    try:
+        assert dev.wait_connected(10)
+        done = threading.Event()
+        dev.publish_status(b'{"state":"online"}', on_result=lambda r: done.set())
+        assert done.wait(10)
+        hub.start()
+        assert hub.wait_connected(10)
+        assert inbox.wait_for(1)
+        assert inbox.messages[0] == ("lfr/v1/dev-a/status", b'{"state":"online"}')  # retained
+        proxy.cut()  # the device vanishes without a DISCONNECT: the broker sends its will
+        assert inbox.wait_for(2)
+        assert inbox.messages[1] == ("lfr/v1/dev-a/status", b"offline")
+    finally:
+        dev.stop()
+        hub.stop()
+        proxy.close()
+
+
+def test_missing_tls_files_are_a_one_line_error(tmp_path: Path) -> None:
+    settings = MqttSettings(
+        host="127.0.0.1",
+        port=1,
+        ca_file=tmp_path / "ca.pem",
+        cert_file=tmp_path / "c.pem",
+        key_file=tmp_path / "k.pem",
+        client_id="x",
+    )
+    with pytest.raises(MqttLinkError, match="CA file"):
+        MqttLink(settings)
+
+
+def test_settings_come_from_the_mqtt_config_section() -> None:
+    from agent.config import parse_config
+
+    cfg = parse_config(
+        {"device": {"id": "lfr-demo-01"}, "mqtt": {"host": "b.example", "port": 8884}}
+    )
+    s = MqttSettings.from_config(cfg.mqtt, cfg.device.id)
+    assert (s.host, s.port, s.client_id, s.session_expiry_s) == (
+        "b.example",
+        8884,
+        "lfr-demo-01",
+        7 * 86400,
+    )
+
+
+def test_garbage_on_every_subscribed_topic_never_stops_the_link(
+    mqtt_broker: MosquittoBroker,
+) -> None:
+    from agent.transport.topics import ack_topic, activation_topic, watchlist_topic
+
+    seen: list[str] = []
+
+    def strict(topic: str, payload: bytes) -> None:
+        seen.append(topic)
+        if payload != b"sentinel":
+            raise ValueError("malformed")  # what a verifier does with garbage
+
+    dev = MqttLink(mqtt_broker.client_settings("dev-a"))
+    for t in (activation_topic("dev-a"), watchlist_topic("dev-a"), ack_topic("dev-a")):
+        dev.subscribe(t, strict)
+    hub = MqttLink(mqtt_broker.client_settings(HUB_CN, "hub-fuzz"))
+    dev.start()
+    hub.start()
+    try:
+        assert dev.wait_connected(10) and hub.wait_connected(10)
+        rng = random.Random(11)
+        topics = [activation_topic("dev-a"), watchlist_topic("dev-a"), ack_topic("dev-a")]
+        for i in range(90):
+            hub.publish(topics[i % 3], rng.randbytes(rng.randrange(0, 2000)))
+        for t in topics:
+            hub.publish(t, b"sentinel")
+        deadline = time.monotonic() + 15
+        while len(seen) < 93 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(seen) == 93 and dev.connected
+    finally:
+        dev.stop()
+        hub.stop()

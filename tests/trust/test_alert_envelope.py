@@ -1,0 +1,205 @@
+"""The sealed alert envelope: round trip, sender binding, tampering, and fuzzed garbage."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from support.alert_factory import AlertKeys, make_content
+
+from agent.trust.alert_envelope import (
+    ALERT_INFO,
+    ALERT_PAYLOAD_TYPE,
+    AlertEnvelopeError,
+    decode_ack,
+    encode_ack,
+    open_alert,
+    seal_alert,
+)
+from agent.trust.sealed_box import seal
+from agent.trust.signed_document import canonical_json, key_id, sign_document
+
+KEYS = AlertKeys.generate()
+
+
+def _seal(seq: int = 1, device: str = "lfr-test-01", scene: bool = True) -> bytes:
+    return seal_alert(
+        make_content(device, seq, scene=scene),
+        seq=seq,
+        device_key=KEYS.device,
+        hub_key=KEYS.hub.public_key(),
+    ).envelope
+
+
+def _open(envelope: bytes, sender: str = "lfr-test-01") -> object:
+    return open_alert(
+        envelope, sender=sender, device_key=KEYS.device.public_key(), hub_key=KEYS.hub
+    )
+
+
+def test_round_trip_keeps_every_field() -> None:
+    content = make_content("lfr-test-01", 7, scene=True)
+    sealed = seal_alert(content, seq=7, device_key=KEYS.device, hub_key=KEYS.hub.public_key())
+    opened = open_alert(
+        sealed.envelope, sender="lfr-test-01", device_key=KEYS.device.public_key(), hub_key=KEYS.hub
+    )
+    assert opened.content == content
+    assert opened.header == sealed.header
+    assert opened.header.seq == 7 and len(opened.header.alert_id) == 32
+
+
+def test_no_biometric_byte_is_readable_in_the_envelope() -> None:
+    content = make_content(scene=True)
+    env = seal_alert(content, seq=1, device_key=KEYS.device, hub_key=KEYS.hub.public_key())
+    raw = env.envelope
+    body = json.loads(base64.b64decode(json.loads(raw)["payload"]))
+    header = json.loads(base64.b64decode(body["header"]))
+    assert set(header) == {"alert_id", "deployment", "device", "recipient", "sealed_at", "seq", "v"}
+    box = base64.b64decode(body["box"])
+    for secret in (content.probe_jpeg[:64], content.watchlist_entry.encode()):
+        assert secret not in raw and secret not in box
+        assert base64.b64encode(secret)[:40] not in raw
+
+
+def test_only_the_hub_key_opens_it_and_the_device_cannot() -> None:
+    envelope = _seal()
+    # The device holds only its signing key and the hub's public key; any other
+    # X25519 private key (e.g. the device's own) does not open the box.
+    with pytest.raises(AlertEnvelopeError, match="different hub alert key"):
+        open_alert(
+            envelope,
+            sender="lfr-test-01",
+            device_key=KEYS.device.public_key(),
+            hub_key=X25519PrivateKey.generate(),
+        )
+
+
+def test_sender_must_match_the_header_device() -> None:
+    with pytest.raises(AlertEnvelopeError, match="came from 'lfr-test-02'"):
+        _open(_seal(), sender="lfr-test-02")
+
+
+def test_signature_by_another_device_key_is_rejected() -> None:
+    other = Ed25519PrivateKey.generate()
+    env = seal_alert(make_content(), seq=1, device_key=other, hub_key=KEYS.hub.public_key())
+    with pytest.raises(AlertEnvelopeError, match="no signature by a trusted key"):
+        _open(env.envelope)
+
+
+def _rewrite_body(envelope: bytes, change: str) -> bytes:
+    doc = json.loads(envelope)
+    body = json.loads(base64.b64decode(doc["payload"]))
+    header = bytearray(base64.b64decode(body["header"]))
+    box = bytearray(base64.b64decode(body["box"]))
+    if change == "header":
+        header = bytearray(bytes(header).replace(b'"seq":1', b'"seq":2'))
+    else:
+        box[-1] ^= 1
+    body = {"header": base64.b64encode(header).decode(), "box": base64.b64encode(box).decode()}
+    doc["payload"] = base64.b64encode(canonical_json(body)).decode()
+    return canonical_json(doc)
+
+
+@pytest.mark.parametrize("change", ["header", "box"])
+def test_tampering_breaks_the_signature(change: str) -> None:
+    with pytest.raises(AlertEnvelopeError, match="signature"):
+        _open(_rewrite_body(_seal(), change))
+
+
+@pytest.mark.parametrize("change", ["header", "box"])
+def test_tampering_re_signed_by_the_device_still_fails_the_aead(change: str) -> None:
+    # Even a body re-signed with the right key cannot move the header or edit the box:
+    # the header is the AEAD's associated data.
+    doc = json.loads(_rewrite_body(_seal(), change))
+    body = json.loads(base64.b64decode(doc["payload"]))
+    resigned = sign_document(doc["payloadType"], body, KEYS.device)
+    with pytest.raises(AlertEnvelopeError, match="does not decrypt"):
+        _open(resigned)
+
+
+def test_ack_round_trip_and_rejects() -> None:
+    ids = ["0" * 32, "f" * 32]
+    assert decode_ack(encode_ack(ids)) == ids
+    for bad in (b"", b"[]", b'{"ack": "x"}', b'{"ack": ["XYZ"]}', b'{"ack": [], "x": 1}'):
+        with pytest.raises(AlertEnvelopeError):
+            decode_ack(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2048))
+def test_random_bytes_are_rejected_cleanly(data: bytes) -> None:
+    with pytest.raises(AlertEnvelopeError):
+        _open(data)
+
+
+def _json_values() -> st.SearchStrategy[object]:
+    return st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+        max_leaves=12,
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(header=st.dictionaries(st.text(max_size=10), _json_values(), max_size=8), box=st.binary())
+def test_signed_but_malformed_bodies_are_rejected_cleanly(header: object, box: bytes) -> None:
+    body = {
+        "header": base64.b64encode(json.dumps(header).encode()).decode(),
+        "box": base64.b64encode(box).decode(),
+    }
+    env = sign_document("application/vnd.lfr.alert+json; v=1", body, KEYS.device)
+    with pytest.raises(AlertEnvelopeError):
+        _open(env)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=600))
+def test_signed_and_sealed_garbage_content_is_rejected_cleanly(plaintext: bytes) -> None:
+    # A device key holder could seal anything; the hub must still fail with a clean error.
+    header = canonical_json(
+        {
+            "alert_id": "a" * 32,
+            "deployment": "d",
+            "device": "lfr-test-01",
+            "recipient": key_id(KEYS.hub.public_key()),
+            "sealed_at": 1,
+            "seq": 1,
+            "v": 1,
+        }
+    )
+    box = seal(KEYS.hub.public_key(), plaintext, aad=header, info=ALERT_INFO)
+    body = {"header": base64.b64encode(header).decode(), "box": base64.b64encode(box).decode()}
+    with pytest.raises(AlertEnvelopeError):
+        _open(sign_document(ALERT_PAYLOAD_TYPE, body, KEYS.device))
+
+
+def test_envelope_overhead_is_modest() -> None:
+    jpeg = bytes(range(256)) * 80  # 20 KB
+    env = seal_alert(
+        make_content(jpeg=jpeg), seq=1, device_key=KEYS.device, hub_key=KEYS.hub.public_key()
+    ).envelope
+    # Two base64 layers (body, payload) and ~1 KB of metadata around the raw crop.
+    assert len(env) < len(jpeg) * 16 / 9 + 2048
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=512),
+        st.builds(
+            lambda ids: json.dumps({"ack": ids}).encode(),
+            st.lists(st.one_of(st.text(max_size=40), st.integers(), st.none()), max_size=5),
+        ),
+    )
+)
+def test_fuzzed_acks_decode_or_fail_cleanly(payload: bytes) -> None:
+    try:
+        ids = decode_ack(payload)
+    except AlertEnvelopeError:
+        return
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
