@@ -61,21 +61,45 @@ def test_defaults_apply_when_sections_are_missing() -> None:
         (minimal(camera={"fsp": 30}), "camera.fsp: unknown key"),
         (minimal(camara={"fps": 30}), "camara: unknown section"),
         (minimal(camera=5), "camera: must be a table, got number 5"),
-        (minimal(camera={"source": "webcam"}), "camera.source: must be one of picamera2, opencv, replay, got 'webcam'"),
+        (
+            minimal(camera={"source": "webcam"}),
+            "camera.source: must be one of picamera2, opencv, replay, got 'webcam'",
+        ),
         (minimal(camera={"loop": "yes"}), "camera.loop: must be true or false, got string 'yes'"),
-        (minimal(camera={"open_timeout_s": float("nan")}), "camera.open_timeout_s: must be a finite number, got nan"),
-        (minimal(camera={"source": "replay"}), "camera.device: required when camera.source is replay"),
-        (minimal(detector={"input_long_side": 650}), "detector.input_long_side: must be a multiple of 32, got 650"),
+        (
+            minimal(camera={"open_timeout_s": float("nan")}),
+            "camera.open_timeout_s: must be a finite number, got nan",
+        ),
+        (
+            minimal(camera={"source": "replay"}),
+            "camera.device: required when camera.source is replay",
+        ),
+        (
+            minimal(detector={"input_long_side": 650}),
+            "detector.input_long_side: must be a multiple of 32, got 650",
+        ),
         (minimal(detector={"roi": [0.1, 0.1]}), "detector.roi: must have 0 or 4 items, got 2"),
         (minimal(detector={"roi": [0.1, 0.1, 1.5, 0.9]}), "detector.roi[2]: must be 0–1, got 1.5"),
-        (minimal(detector={"roi": [0.5, 0.1, 0.2, 0.9]}), "detector.roi: x1 must exceed x0 and y1 must exceed y0"),
+        (
+            minimal(detector={"roi": [0.5, 0.1, 0.2, 0.9]}),
+            "detector.roi: x1 must exceed x0 and y1 must exceed y0",
+        ),
         (minimal(detector={"roi": "all"}), "detector.roi: must be an array, got string 'all'"),
         (minimal(paths={"state_dir": ""}), "paths.state_dir: must not be empty"),
         (minimal(paths={"state_dir": 3}), "paths.state_dir: must be a string, got number 3"),
-        (minimal(models={"detector": "/x.onnx"}), "models.detector_sha256: required when models.detector is set"),
-        (minimal(models={"embedder_sha256": "a" * 64}), "models.embedder: required when models.embedder_sha256 is set"),
+        (
+            minimal(models={"detector": "/x.onnx"}),
+            "models.detector_sha256: required when models.detector is set",
+        ),
+        (
+            minimal(models={"embedder_sha256": "a" * 64}),
+            "models.embedder: required when models.embedder_sha256 is set",
+        ),
         (minimal(models={"detector_sha256": "xyz"}), "models.detector_sha256: does not match"),
-        (minimal(mqtt={"reconnect_min_s": 10.0, "reconnect_max_s": 5.0}), "mqtt.reconnect_min_s: must not exceed mqtt.reconnect_max_s"),
+        (
+            minimal(mqtt={"reconnect_min_s": 10.0, "reconnect_max_s": 5.0}),
+            "mqtt.reconnect_min_s: must not exceed mqtt.reconnect_max_s",
+        ),
         ({"device": {}}, "device.id: required, not set"),
         ({}, "device.id: required, not set"),
         ({"device": {"id": "Bad Id!"}}, "device.id: does not match"),
@@ -109,7 +133,10 @@ def test_file_errors_are_one_line(tmp_path: Path) -> None:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agent.cli.agent_main", *args], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "agent.cli.agent_main", *args],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

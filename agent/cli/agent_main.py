@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# One probe against the gallery is a small matrix product: BLAS's thread pool only adds
+# contention with the camera and model threads (measured by `lfr-agent bench`,
+# match_ms_* vs match_ms_*_blas1). Must be set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from collections.abc import Sequence
 
 from agent.cli.agent_commands import (
@@ -13,6 +20,7 @@ from agent.cli.agent_commands import (
     embed_cmd,
     eval_cmd,
     models,
+    run_cmd,
     update_lock_cmd,
     watchlist_cmd,
 )
@@ -24,6 +32,7 @@ The camera is opened only while a signed activation is live; faces that do
 not match the deployment watchlist are discarded in memory at once."""
 
 COMMANDS = [
+    run_cmd,
     models,
     config_cmd,
     camera_cmd,

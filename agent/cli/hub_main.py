@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
 
 from agent.cli.common import run_main
 from agent.cli.hub_commands import (
@@ -11,13 +12,22 @@ from agent.cli.hub_commands import (
     keys_cmd,
     operator_cmd,
     pki_cmd,
+    reports_cmd,
     watchlist_cmd,
 )
 
 DESCRIPTION = """Live facial recognition hub tools (operator side): keys, activations,
 watchlists, alert receipt and adjudication, deployment reports."""
 
-COMMANDS: list = [keys_cmd, operator_cmd, activation_cmd, pki_cmd, alerts_cmd, watchlist_cmd]  # type: ignore[type-arg]
+COMMANDS: list[ModuleType] = [
+    keys_cmd,
+    operator_cmd,
+    activation_cmd,
+    pki_cmd,
+    alerts_cmd,
+    watchlist_cmd,
+    reports_cmd,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

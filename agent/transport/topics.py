@@ -23,6 +23,7 @@ DEVICE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 #: What the hub subscribes to for alerts from every device.
 ALL_ALERTS = f"{NAMESPACE}/+/alert"
+ALL_EVENTS = f"{NAMESPACE}/+/event"
 
 
 class TopicError(ValueError):

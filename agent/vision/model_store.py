@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.config import AgentConfig, ModelsSection
 from agent.errors import ModelError
 
 MANIFEST_NAME = "manifest.json"
@@ -241,3 +242,17 @@ def resolve_models(
             PinnedModel(spec.role, path, str(entry.get("sha256")), spec.name)
         )
     return result
+
+
+def configured_overrides(models: ModelsSection) -> dict[str, tuple[Path, str]]:
+    """Operator-supplied models from the config's ``[models]`` section, by role."""
+    return {
+        role: (Path(getattr(models, role)), getattr(models, f"{role}_sha256"))
+        for role in ("detector", "embedder")
+        if getattr(models, role)
+    }
+
+
+def resolve_configured_models(cfg: AgentConfig) -> dict[str, PinnedModel]:
+    """The verified models a configured device runs; raises ModelError naming a bad file."""
+    return resolve_models(cfg.paths.models_dir, configured_overrides(cfg.models))

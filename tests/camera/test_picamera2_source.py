@@ -52,7 +52,9 @@ class FakePicamera2:
     def global_camera_info() -> list[dict[str, Any]]:
         return FakePicamera2.cameras
 
-    def create_video_configuration(self, main: dict[str, Any], controls: dict[str, Any], buffer_count: int) -> dict[str, Any]:
+    def create_video_configuration(
+        self, main: dict[str, Any], controls: dict[str, Any], buffer_count: int
+    ) -> dict[str, Any]:
         return {"main": main, "controls": controls, "buffer_count": buffer_count}
 
     def configure(self, config: dict[str, Any]) -> None:

@@ -19,7 +19,9 @@ def run(module: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize(("module", "prog"), [("agent.cli.agent_main", "lfr-agent"), ("agent.cli.hub_main", "lfr-hub")])
+@pytest.mark.parametrize(
+    ("module", "prog"), [("agent.cli.agent_main", "lfr-agent"), ("agent.cli.hub_main", "lfr-hub")]
+)
 def test_help_and_version(module: str, prog: str) -> None:
     res = run(module, "--help")
     assert res.returncode == 0
@@ -53,10 +55,14 @@ def test_camera_probe_on_a_replay_source(tmp_path: Path) -> None:
 
 def test_camera_probe_missing_source_is_exit_3(tmp_path: Path) -> None:
     cfg = tmp_path / "agent.toml"
-    cfg.write_text(f'[device]\nid = "lfr-t"\n[camera]\nsource = "replay"\ndevice = "{tmp_path}/none"\n')
+    cfg.write_text(
+        f'[device]\nid = "lfr-t"\n[camera]\nsource = "replay"\ndevice = "{tmp_path}/none"\n'
+    )
     res = run("agent.cli.agent_main", "camera", "probe", "--config", str(cfg))
     assert res.returncode == 3
-    assert res.stderr.strip() == f"lfr-agent: error: replay: {tmp_path}/none: no such file or folder"
+    assert (
+        res.stderr.strip() == f"lfr-agent: error: replay: {tmp_path}/none: no such file or folder"
+    )
 
 
 def test_bad_config_is_exit_2_naming_the_key(tmp_path: Path) -> None:

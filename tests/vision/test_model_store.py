@@ -31,7 +31,10 @@ def fresh_models(models_dir: Path, tmp_path: Path) -> Path:
 
 def run_agent(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agent.cli.agent_main", *args], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "agent.cli.agent_main", *args],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -115,7 +118,9 @@ def test_manifest_not_made_from_pinned_source_is_refused(fresh_models: Path) -> 
         resolve_models(fresh_models)
 
 
-def test_operator_supplied_model_is_checked_against_its_own_hash(fresh_models: Path, tmp_path: Path) -> None:
+def test_operator_supplied_model_is_checked_against_its_own_hash(
+    fresh_models: Path, tmp_path: Path
+) -> None:
     own = tmp_path / "my-embedder.onnx"
     shutil.copy(fresh_models / DEFAULT_MODELS[1].output_file, own)
     digest = sha256_file(own)

@@ -13,7 +13,7 @@ from agent.cli.common import add_config_arg, config_path
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, PathsSection, load_config
 from agent.errors import UsageError
 from agent.vision.face_embedder import EMBEDDING_DIM
-from agent.vision.model_store import PinnedModel, resolve_models
+from agent.vision.model_store import PinnedModel, resolve_configured_models, resolve_models
 from agent.vision.still_photo import StillPhotoAnalyser
 
 
@@ -63,12 +63,7 @@ def _models(args: argparse.Namespace, cfg: AgentConfig | None) -> dict[str, Pinn
         return resolve_models(Path(args.models_dir))
     if cfg is None:
         return resolve_models(PathsSection().models_dir)
-    overrides = {
-        role: (Path(getattr(cfg.models, role)), getattr(cfg.models, f"{role}_sha256"))
-        for role in ("detector", "embedder")
-        if getattr(cfg.models, role)
-    }
-    return resolve_models(cfg.paths.models_dir, overrides)
+    return resolve_configured_models(cfg)
 
 
 def read_list(list_file: Path) -> list[Path]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from agent.cli.common import add_config_arg, config_path
 from agent.config import DEFAULT_CONFIG_PATH, PathsSection, load_config
-from agent.vision.model_store import install_models, resolve_models
+from agent.vision.model_store import configured_overrides, install_models, resolve_models
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,12 +44,7 @@ def _models_dir(args: argparse.Namespace) -> tuple[Path, dict[str, tuple[Path, s
     if args.config is None and path == DEFAULT_CONFIG_PATH and not path.exists():
         return PathsSection().models_dir, {}
     cfg = load_config(path)
-    overrides = {
-        role: (Path(getattr(cfg.models, role)), getattr(cfg.models, f"{role}_sha256"))
-        for role in ("detector", "embedder")
-        if getattr(cfg.models, role)
-    }
-    return cfg.paths.models_dir, overrides
+    return cfg.paths.models_dir, configured_overrides(cfg.models)
 
 
 def cmd_install(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from agent.matching.watchlist_store import WIPE_AFTER_EXPIRY_S, Audit, Watchlist
 from agent.trust.audit_log import AuditLog, open_device_audit_log
 from agent.trust.device_keys import load_device_keys
 from agent.trust.hub_trust_store import HubTrustStore
-from agent.vision.model_store import resolve_models
+from agent.vision.model_store import resolve_configured_models
 
 #: The device's audit log under ``paths.state_dir``.
 
@@ -79,12 +79,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise UsageError(f"watchlist: {args.file}: cannot read ({exc.strerror})") from exc
     keys = load_device_keys(cfg.paths.keys_dir)
     trust = HubTrustStore.load(cfg.paths.keys_dir)
-    overrides = {
-        role: (Path(getattr(cfg.models, role)), getattr(cfg.models, f"{role}_sha256"))
-        for role in ("detector", "embedder")
-        if getattr(cfg.models, role)
-    }
-    embedder = resolve_models(cfg.paths.models_dir, overrides)["embedder"]
+    embedder = resolve_configured_models(cfg)["embedder"]
     audit, log = _audit(cfg, required=True)
     try:
         store = WatchlistStore.from_config(

@@ -17,7 +17,9 @@ from agent.cli.common import require
 from agent.errors import UsageError
 from agent.hub.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
 from agent.hub.alert_store import OUTCOMES, AlertRow, AlertStore
+from agent.hub.deployment_reports import DeploymentReportStore, ReportReceiver, summary_line
 from agent.transport.mqtt_link import MqttLink, MqttSettings
+from agent.transport.topics import ALL_EVENTS, shared_subscription
 from agent.trust.key_files import load_private_key, write_atomic
 
 DEFAULT_DB = Path("/var/lib/lfr-hub/alerts.db")
@@ -198,6 +200,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
         print(text, flush=True)
 
     worker = HubAlertWorker(link, receiver, share_group=args.group, on_receipt=show)
+    reports = DeploymentReportStore(store.path)
+
+    def show_report(body: dict[str, object]) -> None:
+        print(json.dumps(body, sort_keys=True) if args.json else summary_line(body), flush=True)
+
+    report_receiver = ReportReceiver(reports, store.device_key, on_report=show_report)
+    events = ALL_EVENTS if not args.group else shared_subscription(args.group, ALL_EVENTS)
+    link.subscribe(events, report_receiver.handle)
     last_purge = 0.0
     worker.start()
     try:
@@ -210,6 +220,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             time.sleep(0.2)
     finally:
         worker.stop()
+        reports.close()
         store.close()
     return 0
 

@@ -1,0 +1,1 @@
+"""Accuracy evaluation of the face pipeline on labelled photo sets."""

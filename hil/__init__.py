@@ -1,0 +1,1 @@
+"""Hardware-in-the-loop rig tools: synthetic scenes and (later) the rig harness."""
