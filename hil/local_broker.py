@@ -46,8 +46,11 @@ class MosquittoBroker:
         self.host = "127.0.0.1"
         self._proc: subprocess.Popen[bytes] | None = None
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        init_ca(self.pki_dir, name="lfr test CA")
-        issue_broker_cert(self.pki_dir, ["127.0.0.1", "localhost"])
+        # An existing PKI (made with `lfr-hub pki init|issue`) is used as it is.
+        if not (self.pki_dir / "ca.pem").exists():
+            init_ca(self.pki_dir, name="lfr test CA")
+        if not (self.pki_dir / "broker-cert.pem").exists():
+            issue_broker_cert(self.pki_dir, ["127.0.0.1", "localhost"])
         shutil.copyfile(SHIPPED_ACL, self.acl_path)
         self.conf_path.write_text(self._render_config(), encoding="utf-8")
 

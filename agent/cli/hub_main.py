@@ -9,9 +9,11 @@ from agent.cli.common import run_main
 from agent.cli.hub_commands import (
     activation_cmd,
     alerts_cmd,
+    device_cmd,
     keys_cmd,
     operator_cmd,
     pki_cmd,
+    publish_cmd,
     reports_cmd,
     watchlist_cmd,
 )
@@ -26,7 +28,9 @@ COMMANDS: list[ModuleType] = [
     pki_cmd,
     alerts_cmd,
     watchlist_cmd,
+    publish_cmd,
     reports_cmd,
+    device_cmd,
 ]
 
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config import OutboxSection
+from agent.durable_files import fsync_dir, write_atomic
 from agent.errors import LfrError
 
 log = logging.getLogger(__name__)
@@ -74,26 +75,8 @@ class OutboxEntry:
     path: Path
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_durably(path: Path, data: bytes) -> None:
-    tmp = path.parent / f".tmp-{path.name}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    write_atomic(path, data, 0o600, tmp_prefix=".tmp-")
 
 
 def encode_entry(alert_id: str, seq: int, envelope: bytes, created: float) -> bytes:
@@ -172,7 +155,7 @@ class AlertOutbox:
         qdir = self.folder / "quarantine"
         qdir.mkdir(exist_ok=True, mode=0o700)
         os.replace(path, qdir / path.name)
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder)
         log.error("outbox: damaged entry %s quarantined (%s)", path.name, reason)
         self._audit("outbox.entry_quarantined", {"file": path.name, "reason": reason})
 
@@ -263,7 +246,7 @@ class AlertOutbox:
             if entry is None:
                 return False
             entry.path.unlink(missing_ok=True)
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
             self._drop_index(entry)
             self._check_alarm()
             return True
@@ -284,7 +267,7 @@ class AlertOutbox:
                     {"alert_id": entry.alert_id, "seq": entry.seq, "created": entry.created},
                 )
             if purged:
-                _fsync_dir(self.folder)
+                fsync_dir(self.folder)
                 self._check_alarm()
         return purged
 

@@ -46,6 +46,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from agent.config import AgentConfig
+from agent.durable_files import fsync_dir
 from agent.errors import CheckFailed, LfrError
 from agent.trust.signed_document import b64e, canonical_json, key_id, pae
 
@@ -189,7 +190,7 @@ class AuditLog:
         except OSError as exc:
             raise LfrError(f"audit: {path}: cannot open ({exc.strerror})") from exc
         if not existed:
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         lines = data.split(b"\n")
         ends_clean = lines[-1] == b""
         if ends_clean:
@@ -279,14 +280,6 @@ def audit_log_path(cfg: AgentConfig) -> Path:
 def open_device_audit_log(cfg: AgentConfig, device_signing_key: Ed25519PrivateKey) -> AuditLog:
     """The device's audit log at its configured place, with the configured checkpoint interval."""
     return AuditLog.open(audit_log_path(cfg), device_signing_key, cfg.audit.checkpoint_every)
-
-
-def _fsync_dir(folder: Path) -> None:
-    dfd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 @dataclass

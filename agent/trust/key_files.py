@@ -7,9 +7,7 @@ PEM. Errors name the file.
 
 from __future__ import annotations
 
-import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,38 +15,27 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from agent.durable_files import write_atomic
 from agent.errors import LfrError
 
 PrivateKey = Ed25519PrivateKey | X25519PrivateKey
 PublicKey = Ed25519PublicKey | X25519PublicKey
 K = TypeVar("K")
 
+__all__ = [
+    "KeyFileError",
+    "load_private_key",
+    "load_public_key",
+    "write_atomic",
+    "write_private_key",
+    "write_public_key",
+]
+
 
 class KeyFileError(LfrError):
     """A key file is missing, unreadable, of the wrong kind, or too widely readable."""
 
     exit_code = 2
-
-
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` atomically with ``mode``, fsyncing file and folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def write_private_key(path: Path, key: PrivateKey) -> None:

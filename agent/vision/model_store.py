@@ -12,12 +12,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config import AgentConfig, ModelsSection
+from agent.durable_files import write_atomic
 from agent.errors import ModelError
 
 MANIFEST_NAME = "manifest.json"
@@ -98,26 +97,6 @@ def source_models_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "models"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 def _convert(spec: ModelSpec, source: Path) -> bytes:
     import onnx
 
@@ -155,7 +134,7 @@ def install_models(dest: Path) -> list[PinnedModel]:
             out_sha = str(old["sha256"])
         else:
             data = _convert(spec, source)
-            _atomic_write(out, data)
+            write_atomic(out, data, 0o644)
             out_sha = hashlib.sha256(data).hexdigest()
         entries[spec.role] = {
             "name": spec.name,
@@ -172,7 +151,7 @@ def install_models(dest: Path) -> list[PinnedModel]:
     manifest = {"format": MANIFEST_FORMAT, "models": entries}
     body = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     if not (dest / MANIFEST_NAME).is_file() or (dest / MANIFEST_NAME).read_bytes() != body:
-        _atomic_write(dest / MANIFEST_NAME, body)
+        write_atomic(dest / MANIFEST_NAME, body, 0o644)
     return pinned
 
 

@@ -24,7 +24,7 @@ def write_frames(folder: Path, n: int, size: tuple[int, int] = (64, 48)) -> Path
 
 
 def test_frames_in_order_with_sequence_and_monotonic_time(tmp_path: Path) -> None:
-    src = ReplaySource(write_frames(tmp_path / "f", 5), fps=200)
+    src = ReplaySource(write_frames(tmp_path / "f", 5), fps=200, skip_late_frames=False)
     src.open()
     frames = []
     while (f := src.read()) is not None:
@@ -63,7 +63,7 @@ def test_a_late_consumer_skips_frames_like_a_live_camera(tmp_path: Path) -> None
 
 def test_loop_restarts_and_without_loop_ends(tmp_path: Path) -> None:
     folder = write_frames(tmp_path / "f", 3)
-    looped = ReplaySource(folder, fps=500, loop=True)
+    looped = ReplaySource(folder, fps=500, loop=True, skip_late_frames=False)
     looped.open()
     values = [int(looped.read().image[0, 0, 0]) for _ in range(7)]  # type: ignore[union-attr]
     looped.close()
@@ -71,7 +71,7 @@ def test_loop_restarts_and_without_loop_ends(tmp_path: Path) -> None:
 
 
 def test_reopen_starts_a_new_sequence(tmp_path: Path) -> None:
-    src = ReplaySource(write_frames(tmp_path / "f", 3), fps=500)
+    src = ReplaySource(write_frames(tmp_path / "f", 3), fps=500, skip_late_frames=False)
     src.open()
     src.read()
     src.close()
@@ -107,7 +107,7 @@ def test_bad_inputs_are_named(tmp_path: Path) -> None:
 def test_corrupt_frame_mid_stream_is_reported_not_a_crash(tmp_path: Path) -> None:
     folder = write_frames(tmp_path / "f", 3)
     (folder / "000001.png").write_bytes(b"garbage")
-    src = ReplaySource(folder, fps=500)
+    src = ReplaySource(folder, fps=500, skip_late_frames=False)
     src.open()
     assert src.read() is not None
     with pytest.raises(SourceDied, match="000001.png: not a readable image"):
@@ -122,7 +122,7 @@ def test_video_file_replay(tmp_path: Path) -> None:
     for i in range(6):
         writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
     writer.release()
-    src = ReplaySource(path, fps=500)
+    src = ReplaySource(path, fps=500, skip_late_frames=False)
     src.open()
     frames = list(iter(src.read, None))
     src.close()

@@ -44,8 +44,10 @@ def test_camera_probe_on_a_replay_source(tmp_path: Path) -> None:
     for i in range(5):
         cv2.imwrite(str(frames / f"{i:03d}.jpg"), np.zeros((48, 64, 3), np.uint8))
     cfg = tmp_path / "agent.toml"
+    # loop: on a loaded machine the replay skips late frames, as a live camera drops them.
     cfg.write_text(
-        f'[device]\nid = "lfr-t"\n[camera]\nsource = "replay"\ndevice = "{frames}"\nfps = 100\n'
+        f'[device]\nid = "lfr-t"\n[camera]\nsource = "replay"\ndevice = "{frames}"\n'
+        "fps = 100\nloop = true\n"
     )
     res = run("agent.cli.agent_main", "camera", "probe", "--frames", "5", "--config", str(cfg))
     assert res.returncode == 0, res.stderr

@@ -14,16 +14,16 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from agent.cli.common import require
+from agent.cli.hub_commands.broker_args import add_broker_args, settings_from_args
 from agent.errors import UsageError
 from agent.hub.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
 from agent.hub.alert_store import OUTCOMES, AlertRow, AlertStore
 from agent.hub.deployment_reports import DeploymentReportStore, ReportReceiver, summary_line
-from agent.transport.mqtt_link import MqttLink, MqttSettings
+from agent.transport.mqtt_link import MqttLink
 from agent.transport.topics import ALL_EVENTS, shared_subscription
 from agent.trust.key_files import load_private_key, write_atomic
 
 DEFAULT_DB = Path("/var/lib/lfr-hub/alerts.db")
-DEFAULT_PKI_DIR = Path("/etc/lfr-hub/pki")  # as written by lfr-hub pki init / issue --hub main
 DEFAULT_ALERT_KEY = Path("/etc/lfr-hub/keys/hub-alert-x25519-key.pem")
 PURGE_EVERY_S = 3600.0
 
@@ -55,37 +55,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     w = asub.add_parser("watch", help="receive alerts from the broker, store them, acknowledge")
     _db_arg(w)
-    w.add_argument(
-        "--broker", default="localhost:8883", help="broker HOST:PORT (default: %(default)s)"
-    )
-    w.add_argument(
-        "--ca",
-        type=Path,
-        default=DEFAULT_PKI_DIR / "ca.pem",
-        help="CA of the broker certificate (default: %(default)s)",
-    )
-    w.add_argument(
-        "--cert",
-        type=Path,
-        default=DEFAULT_PKI_DIR / "clients" / "hub.main-cert.pem",
-        help="hub client certificate (default: %(default)s)",
-    )
-    w.add_argument(
-        "--key",
-        type=Path,
-        default=DEFAULT_PKI_DIR / "clients" / "hub.main-key.pem",
-        help="its private key (default: %(default)s)",
-    )
+    add_broker_args(w, client_id="hub-main-1")
     w.add_argument(
         "--alert-key",
         type=Path,
         default=DEFAULT_ALERT_KEY,
         help="hub alert X25519 private key that opens alerts (default: %(default)s)",
-    )
-    w.add_argument(
-        "--client-id",
-        default="hub-main-1",
-        help="MQTT client id; keep it stable, it names the broker session (default: %(default)s)",
     )
     w.add_argument(
         "--group",
@@ -166,25 +141,10 @@ def _line(r: AlertRow) -> str:
     )
 
 
-def _broker(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise UsageError(f"--broker {text!r}: expected HOST:PORT")
-    return host, int(port)
-
-
 def cmd_watch(args: argparse.Namespace) -> int:
-    host, port = _broker(args.broker)
     require(args.count >= 0, "--count: must not be negative")
     hub_key = load_private_key(args.alert_key, X25519PrivateKey)  # type: ignore[type-abstract]
-    settings = MqttSettings(
-        host=host,
-        port=port,
-        ca_file=args.ca,
-        cert_file=args.cert,
-        key_file=args.key,
-        client_id=args.client_id,
-    )
+    settings = settings_from_args(args)
     link = MqttLink(settings)
     store = _store(args)
     receiver = AlertReceiver(store, hub_key, max_age_s=args.retention)
