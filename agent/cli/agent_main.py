@@ -17,7 +17,9 @@ from agent.cli.agent_commands import (
     bench_cmd,
     camera_cmd,
     config_cmd,
+    doctor_cmd,
     embed_cmd,
+    enrol_cmd,
     eval_cmd,
     models,
     run_cmd,
@@ -43,6 +45,8 @@ COMMANDS = [
     update_lock_cmd,
     activation_cmd,
     audit_cmd,
+    enrol_cmd,
+    doctor_cmd,
 ]
 
 

@@ -1,0 +1,1 @@
+"""Field diagnostics: ``lfr-agent doctor`` checks (``doctor_checks``)."""
