@@ -71,7 +71,8 @@ FRAME_QUEUE_FRAMES = 2
 #: (One frame takes well under a second on a Pi 4; ten is beyond any honest slowness.)
 PROGRESS_DEADLINE_S = 10.0
 CONTROL_TICK_S = 0.1
-WATCHLIST_TICK_S = 60.0
+WATCHLIST_TICK_S = 1.0
+PURGE_TICK_S = 3600.0
 READY_BROKER_WAIT_S = 10.0
 FPS_WINDOW_S = 5.0
 JPEG_QUALITY = 90
@@ -252,7 +253,7 @@ class AgentDaemon:
             log.warning("control queue full; message dropped", extra={"component": "control"})
 
     def _control_loop(self) -> None:
-        next_tick = 0.0
+        next_tick = next_purge = 0.0
         while not self._stop.is_set():
             self.watchdog.beat("control")
             try:
@@ -268,11 +269,15 @@ class AgentDaemon:
                     self._end_deployment(self.gate.status().reason or "closed")
                 now = time.monotonic()
                 if now >= next_tick:
+                    # Notices a watchlist past its expiry or wiped by the technician's CLI
+                    # (the gate then closes), and wipes any 24 h past expiry.
                     next_tick = now + WATCHLIST_TICK_S
                     for h in self.watchlists.tick():
                         log.info(
                             "watchlist wiped at its time limit", extra={"watchlist_id": h[:16]}
                         )
+                if now >= next_purge:
+                    next_purge = now + PURGE_TICK_S
                     self.reports.purge()
                 self._retry_unsaved()
             except Exception:

@@ -8,6 +8,7 @@ test binds, and a clean SIGTERM. Nothing is mocked; the camera is a replay.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -362,3 +363,64 @@ def test_watchdog_pings_stop_when_the_pipeline_stalls(
         for p in ("READY=1", "WATCHDOG=1", "STATUS=", "STOPPING=1")
     ]
     assert order[0] < order[1] < order[3] and order[2] < order[3]
+
+
+def test_a_watchlist_wiped_by_the_technician_closes_the_camera(
+    site: VirtualSite, scene: Path, shared_data: Path, models_dir: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from agent.config import load_config
+    from agent.runtime.capture_gate import GateState
+    from agent.runtime.daemon import AgentDaemon
+
+    bundle = watchlist_for(site, shared_data, models_dir)
+    cfg = load_config(site.write_device_config(scene, fps=15, loop=True))
+    control = site.hub_link("hub-control-only")
+    control.start()
+    assert control.wait_connected(10)
+    daemon = AgentDaemon(cfg)
+    daemon.start()
+    try:
+        site.send_watchlist(control, bundle)  # type: ignore[arg-type]
+        wait_for("watchlist stored", lambda: any((site.state_dir / "watchlists").glob("*")))
+        site.send_control(
+            control,
+            site.issuer().activation(
+                site.device_id,
+                DEPLOYMENT,
+                3600,
+                600,
+                bundle.watchlist_hash,
+                0.5,
+                "PS 0001 Test",  # type: ignore[attr-defined]
+            ),
+        )
+        wait_for("the camera open", lambda: daemon.gate.state is GateState.ACTIVE)
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "agent.cli.agent_main",
+                "watchlist",
+                "wipe",
+                "--config",
+                str(site.config_path),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert res.returncode == 0, res.stderr
+        wait_for("the camera closed", lambda: daemon.gate.state is GateState.IDLE, 15)
+    finally:
+        daemon.shutdown()
+        control.stop()
+    closes = [
+        json.loads(line)
+        for line in (site.state_dir / "audit.jsonl").read_text().splitlines()
+        if '"gate.closed"' in line
+    ]
+    assert closes and closes[0]["fields"]["reason"] == "watchlist-missing"
+    assert not any((site.state_dir / "watchlists").glob(f"{bundle.watchlist_hash}*"))  # type: ignore[attr-defined]
