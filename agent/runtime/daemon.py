@@ -308,6 +308,12 @@ class AgentDaemon:
                 self.gate.renew(verified.live)
             return f"renewed {doc.deployment_id}"
         assert isinstance(doc, Stop)
+        self.audit.append(
+            "control.stop",
+            deployment_id=doc.deployment_id,
+            signer=verified.signer.subject,
+            reason=doc.reason[:200],
+        )
         self.gate.stop("stopped")
         if self._deployment is not None:
             self._end_deployment("stopped")
@@ -329,8 +335,12 @@ class AgentDaemon:
     # -- deployments ---------------------------------------------------------------------------
     def _start_deployment(self, act: Activation, signer: str, live: LiveActivation) -> str:
         if self._deployment is not None:
-            self.gate.stop("superseded")
-            self._end_deployment("superseded")
+            # A new activation for the live deployment (e.g. a longer window) keeps its
+            # watchlist; one for another deployment ends this one for good.
+            same = self._deployment.activation.deployment_id == act.deployment_id
+            reason = "reactivated" if same else "superseded"
+            self.gate.stop(reason)
+            self._end_deployment(reason)
         try:
             gallery = self.watchlists.bind(act.watchlist_sha256, act.deployment_id)
             with self._vision_lock:

@@ -424,3 +424,47 @@ def test_a_watchlist_wiped_by_the_technician_closes_the_camera(
     ]
     assert closes and closes[0]["fields"]["reason"] == "watchlist-missing"
     assert not any((site.state_dir / "watchlists").glob(f"{bundle.watchlist_hash}*"))  # type: ignore[attr-defined]
+
+
+def test_reactivating_the_live_deployment_keeps_its_watchlist(
+    site: VirtualSite, scene: Path, shared_data: Path, models_dir: Path
+) -> None:
+    from agent.config import load_config
+    from agent.runtime.capture_gate import GateState
+    from agent.runtime.daemon import AgentDaemon
+
+    bundle = watchlist_for(site, shared_data, models_dir)
+    cfg = load_config(site.write_device_config(scene, fps=15, loop=True))
+    daemon = AgentDaemon(cfg)
+    daemon.start()
+    try:
+        assert daemon.watchlists.import_bundle(bundle.data).status == "stored"  # type: ignore[attr-defined]
+        for duration in (600, 3600):  # the operator extends the window with a new activation
+            result = daemon.handle_control_document(
+                site.issuer().activation(
+                    site.device_id,
+                    DEPLOYMENT,
+                    duration,
+                    300,
+                    bundle.watchlist_hash,
+                    0.5,
+                    "PS 0001",  # type: ignore[attr-defined]
+                )
+            )
+            assert result == f"activated {DEPLOYMENT}", result
+            assert daemon.gate.state is GateState.ACTIVE
+        assert any((site.state_dir / "watchlists").glob(f"{bundle.watchlist_hash}*"))  # type: ignore[attr-defined]
+        assert (
+            daemon.handle_control_document(
+                site.issuer().stop(site.device_id, DEPLOYMENT, "officers left")
+            )
+            == f"stopped {DEPLOYMENT}"
+        )
+    finally:
+        daemon.shutdown()
+    audit = [json.loads(line) for line in (site.state_dir / "audit.jsonl").read_text().splitlines()]
+    ended = [e["fields"]["reason"] for e in audit if e["event"] == "deployment.ended"]
+    assert ended == ["reactivated", "stopped"]
+    stops = [e["fields"] for e in audit if e["event"] == "control.stop"]
+    assert stops and stops[0]["reason"] == "officers left"
+    assert not any((site.state_dir / "watchlists").glob(f"{bundle.watchlist_hash}*"))  # type: ignore[attr-defined]
