@@ -5,7 +5,10 @@ for bad input: every payload ends as stored, duplicate or rejected. ``HubAlertWo
 connects it to the broker: it subscribes ``lfr/v1/+/alert`` (or the shared subscription
 ``$share/<group>/lfr/v1/+/alert`` so several workers split the load) and acknowledges on
 ``lfr/v1/<dev>/ack`` only after the store has committed, so a crash between the two
-only causes a redelivery, which de-duplication absorbs.
+only causes a redelivery, which de-duplication absorbs. The ack carries the alert's ack
+secret as stored with it, which only a hub that decrypted the alert can know; an alert
+from a device that predates ack secrets has none and is not acknowledged (the device
+keeps it until its retention period).
 
 Replays: a byte-identical re-send of an alert already stored is a duplicate (not stored
 again, acknowledged again so the device can delete it); an envelope re-using a stored
@@ -148,9 +151,11 @@ class HubAlertWorker:
     def _on_message(self, topic: str, payload: bytes) -> None:
         receipt = self.receiver.receive(topic, payload)
         if receipt.alert is not None and receipt.device_id is not None:
-            # The store has committed: only now may the device forget the alert.
-            self.link.publish(
-                ack_topic(receipt.device_id), encode_ack([receipt.alert.header.alert_id])
-            )
+            # The store has committed: only now may the device forget the alert. The
+            # secret is the stored one (a duplicate is byte-identical, so it is the same).
+            alert_id = receipt.alert.header.alert_id
+            secret = self.receiver.store.ack_secret(alert_id)
+            if secret is not None:
+                self.link.publish(ack_topic(receipt.device_id), encode_ack([(alert_id, secret)]))
         if self.on_receipt is not None:
             self.on_receipt(receipt)

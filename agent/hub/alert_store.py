@@ -5,6 +5,10 @@ Every alert id is stored exactly once: ``alerts.alert_id`` is the primary key, s
 receiver workers sharing the load (and redeliveries after a crash) cannot create a second
 row. ``(device_id, seq)`` is unique too: a different envelope re-using a device's sequence
 number is refused.
+
+``alerts.ack_secret`` keeps the secret sealed inside each alert, which the hub's
+acknowledgement must carry for the device to delete its copy (NULL for alerts from
+devices that predate it). It is only a proof of receipt, not content.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     decided_at      REAL NOT NULL,
     quality_json    TEXT NOT NULL,
     envelope_sha256 TEXT NOT NULL,
+    ack_secret      BLOB,
     UNIQUE (device_id, seq)
 );
 CREATE INDEX IF NOT EXISTS alerts_received ON alerts (received_at);
@@ -134,6 +139,10 @@ class AlertStore:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
+                columns = {r[1] for r in self._db.execute("PRAGMA table_info(alerts)")}
+                if "ack_secret" not in columns:
+                    # A database made before acks carried a proof: same place as new.
+                    self._db.execute("ALTER TABLE alerts ADD COLUMN ack_secret BLOB")
                 self._db.execute("COMMIT")
                 return
             except sqlite3.OperationalError as exc:
@@ -193,7 +202,7 @@ class AlertStore:
                     same = existing[0] == alert.envelope_sha256
                     return StoreResult.DUPLICATE if same else StoreResult.CONFLICT
                 db.execute(
-                    "INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         h.alert_id,
                         h.device,
@@ -210,6 +219,7 @@ class AlertStore:
                         c.decided_at,
                         json.dumps(c.quality, sort_keys=True),
                         alert.envelope_sha256,
+                        alert.ack_secret,
                     ),
                 )
                 db.execute("INSERT INTO crops VALUES (?, 'probe', ?)", (h.alert_id, c.probe_jpeg))
@@ -228,6 +238,14 @@ class AlertStore:
                 return StoreResult.DUPLICATE
             return StoreResult.CONFLICT
         return StoreResult.STORED
+
+    def ack_secret(self, alert_id: str) -> bytes | None:
+        """The ack secret stored with an alert (None if unknown or from an older device)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT ack_secret FROM alerts WHERE alert_id = ?", (alert_id,)
+            ).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
 
     def count(self) -> int:
         with self._lock:
@@ -326,6 +344,6 @@ def _row(r: tuple[object, ...]) -> AlertRow:
         first_seen=float(r[11]),  # type: ignore[arg-type]
         decided_at=float(r[12]),  # type: ignore[arg-type]
         quality=json.loads(str(r[13])),
-        outcome=None if r[15] is None else str(r[15]),
-        outcome_by=None if r[16] is None else str(r[16]),
+        outcome=None if r[16] is None else str(r[16]),
+        outcome_by=None if r[17] is None else str(r[17]),
     )

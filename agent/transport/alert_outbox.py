@@ -14,13 +14,19 @@ its length and SHA-256 and moved to ``quarantine/`` (audited), never published.
 
 Entry bytes (all integers big-endian)::
 
-    magic      8   b"LFROBX1\\n"
-    created    8   unsigned, Unix milliseconds when the entry was written
-    seq        8   unsigned, the alert's sequence number
-    alert_id  16   the alert id (raw 128 bits)
-    length     4   unsigned, envelope length in bytes
-    sha256    32   SHA-256 of the envelope
+    magic       8   b"LFROBX2\\n"
+    created     8   unsigned, Unix milliseconds when the entry was written
+    seq         8   unsigned, the alert's sequence number
+    alert_id   16   the alert id (raw 128 bits)
+    ack_secret 16   the secret sealed inside the envelope; an ack must carry it
+    length      4   unsigned, envelope length in bytes
+    sha256     32   SHA-256 of every byte before it and of the envelope
     envelope   length bytes
+
+Entries of the first format (magic ``b"LFROBX1\\n"``, no ``ack_secret``, SHA-256 of the
+envelope only) are still read and published, but no acknowledgement can delete them:
+nothing proves the hub stored them, so they stay until the retention period (logged
+once when the outbox is opened).
 
 Full outbox: when adding an alert would exceed ``max_bytes`` the outbox refuses it
 (``OutboxFullError``, an audit event and the alarm) instead of evicting an older,
@@ -32,18 +38,22 @@ whether or not they were acknowledged, because alert records may not be kept lon
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
+import secrets
 import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from agent.config import OutboxSection
 from agent.durable_files import fsync_dir, write_atomic
 from agent.errors import LfrError
+from agent.trust.alert_envelope import ACK_SECRET_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +62,12 @@ AuditFn = Callable[[str, dict[str, object]], None]
 #: outbox lock held, so it must only record the state (e.g. for the health status).
 AlarmFn = Callable[[bool, str], None]
 
-MAGIC = b"LFROBX1\n"
-_HEAD = struct.Struct(">8sQQ16sI32s")
+MAGIC = b"LFROBX2\n"
+_HEAD = struct.Struct(">8sQQ16s16sI32s")
 HEADER_LEN = _HEAD.size
+_DIGEST_AT = HEADER_LEN - 32
+LEGACY_MAGIC = b"LFROBX1\n"
+_LEGACY_HEAD = struct.Struct(">8sQQ16sI32s")
 SUFFIX = ".alert"
 
 
@@ -73,37 +86,70 @@ class OutboxEntry:
     created: float
     size: int
     path: Path
+    #: None for an entry of the first format, which no acknowledgement can delete.
+    ack_secret: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class DecodedEntry:
+    alert_id: str
+    seq: int
+    created: float
+    envelope: bytes
+    ack_secret: bytes | None = field(repr=False)
+
+
+class AckResult(Enum):
+    DELETED = "deleted"
+    UNKNOWN = "unknown"  # not (or no longer) in the outbox: e.g. an ack for a duplicate
+    REFUSED = "refused"  # the proof does not match (or the entry cannot be acknowledged)
 
 
 def _write_durably(path: Path, data: bytes) -> None:
     write_atomic(path, data, 0o600, tmp_prefix=".tmp-")
 
 
-def encode_entry(alert_id: str, seq: int, envelope: bytes, created: float) -> bytes:
+def encode_entry(
+    alert_id: str, seq: int, envelope: bytes, created: float, ack_secret: bytes | None = None
+) -> bytes:
+    """Entry bytes. Without ``ack_secret`` a random one is drawn: such an entry can leave
+    the outbox only by retention (useful for tests and rigs that fake entries)."""
+    secret = secrets.token_bytes(ACK_SECRET_BYTES) if ack_secret is None else ack_secret
+    if len(secret) != ACK_SECRET_BYTES:
+        raise ValueError(f"an ack secret is {ACK_SECRET_BYTES} bytes")
     head = _HEAD.pack(
-        MAGIC,
-        int(created * 1000),
-        seq,
-        bytes.fromhex(alert_id),
-        len(envelope),
-        hashlib.sha256(envelope).digest(),
-    )
-    return head + envelope
+        MAGIC, int(created * 1000), seq, bytes.fromhex(alert_id), secret, len(envelope), b""
+    )[:_DIGEST_AT]
+    return head + hashlib.sha256(head + envelope).digest() + envelope
 
 
-def decode_entry(data: bytes) -> tuple[str, int, float, bytes]:
-    """Return (alert id, seq, created, envelope); raise OutboxError if torn or damaged."""
+def decode_entry(data: bytes) -> DecodedEntry:
+    """Parse entry bytes (either format); raise OutboxError if torn or damaged."""
+    if data[:8] == LEGACY_MAGIC:
+        return _decode_legacy_entry(data)
     if len(data) < HEADER_LEN:
         raise OutboxError("entry shorter than its header")
-    magic, created_ms, seq, aid, length, digest = _HEAD.unpack_from(data)
+    magic, created_ms, seq, aid, secret, length, digest = _HEAD.unpack_from(data)
     if magic != MAGIC:
         raise OutboxError("entry has a bad magic number")
     envelope = data[HEADER_LEN:]
     if len(envelope) != length:
         raise OutboxError(f"entry length {len(envelope)} differs from its header ({length})")
+    if hashlib.sha256(data[:_DIGEST_AT] + envelope).digest() != digest:
+        raise OutboxError("entry checksum does not match")
+    return DecodedEntry(aid.hex(), seq, created_ms / 1000.0, envelope, secret)
+
+
+def _decode_legacy_entry(data: bytes) -> DecodedEntry:
+    if len(data) < _LEGACY_HEAD.size:
+        raise OutboxError("entry shorter than its header")
+    _, created_ms, seq, aid, length, digest = _LEGACY_HEAD.unpack_from(data)
+    envelope = data[_LEGACY_HEAD.size :]
+    if len(envelope) != length:
+        raise OutboxError(f"entry length {len(envelope)} differs from its header ({length})")
     if hashlib.sha256(envelope).digest() != digest:
         raise OutboxError("entry checksum does not match")
-    return aid.hex(), seq, created_ms / 1000.0, envelope
+    return DecodedEntry(aid.hex(), seq, created_ms / 1000.0, envelope, None)
 
 
 class AlertOutbox:
@@ -140,15 +186,27 @@ class AlertOutbox:
             # A write that never completed its rename: it was never published.
             tmp.unlink()
             self._audit("outbox.incomplete_write_discarded", {"file": tmp.name})
+        legacy = 0
         for path in sorted(self.folder.glob(f"*{SUFFIX}")):
             try:
-                aid, seq, created, envelope = decode_entry(path.read_bytes())
-                if path.name != f"{seq:020d}-{aid}{SUFFIX}":
+                data = path.read_bytes()
+                d = decode_entry(data)
+                if path.name != f"{d.seq:020d}-{d.alert_id}{SUFFIX}":
                     raise OutboxError("entry name does not match its header")
             except OutboxError as exc:
                 self._quarantine(path, str(exc))
                 continue
-            self._add_index(OutboxEntry(aid, seq, created, HEADER_LEN + len(envelope), path))
+            legacy += d.ack_secret is None
+            self._add_index(
+                OutboxEntry(d.alert_id, d.seq, d.created, len(data), path, d.ack_secret)
+            )
+        if legacy:
+            log.warning(
+                "outbox: %d entries of the first format (no ack secret): they are sent "
+                "as usual but kept until the retention period",
+                legacy,
+            )
+            self._audit("outbox.legacy_entries", {"count": legacy})
         self._check_alarm()
 
     def _quarantine(self, path: Path, reason: str) -> None:
@@ -181,9 +239,9 @@ class AlertOutbox:
             return current + 1
 
     # ---- entries ----------------------------------------------------------------
-    def add(self, alert_id: str, seq: int, envelope: bytes) -> OutboxEntry:
-        """Store a sealed alert durably. Raises OutboxFullError at the size cap."""
-        data = encode_entry(alert_id, seq, envelope, self._clock())
+    def add(self, alert_id: str, seq: int, envelope: bytes, ack_secret: bytes) -> OutboxEntry:
+        """Store a sealed alert and its ack secret durably. OutboxFullError at the size cap."""
+        data = encode_entry(alert_id, seq, envelope, self._clock(), ack_secret)
         with self._lock:
             if alert_id in self._entries:
                 raise OutboxError(f"outbox: alert {alert_id} is already stored")
@@ -201,8 +259,8 @@ class AlertOutbox:
                 raise OutboxFullError(msg)
             path = self.folder / f"{seq:020d}-{alert_id}{SUFFIX}"
             _write_durably(path, data)
-            _, _, created, _ = decode_entry(data)
-            entry = OutboxEntry(alert_id, seq, created, len(data), path)
+            created = decode_entry(data).created
+            entry = OutboxEntry(alert_id, seq, created, len(data), path, ack_secret)
             self._add_index(entry)
             self._check_alarm()
             return entry
@@ -227,7 +285,7 @@ class AlertOutbox:
             if entry is None:
                 return None
             try:
-                _, _, _, envelope = decode_entry(entry.path.read_bytes())
+                envelope = decode_entry(entry.path.read_bytes()).envelope
             except (OSError, OutboxError) as exc:
                 self._drop_index(entry)
                 if entry.path.exists():
@@ -239,17 +297,19 @@ class AlertOutbox:
         if self._entries.pop(entry.alert_id, None) is not None:
             self._bytes -= entry.size
 
-    def acknowledge(self, alert_id: str) -> bool:
-        """Delete an entry the hub acknowledged; False if it was not (or no longer) here."""
+    def acknowledge(self, alert_id: str, ack_secret: bytes) -> AckResult:
+        """Delete an entry the hub acknowledged, only if ``ack_secret`` is the entry's own."""
         with self._lock:
             entry = self._entries.get(alert_id)
             if entry is None:
-                return False
+                return AckResult.UNKNOWN
+            if entry.ack_secret is None or not hmac.compare_digest(entry.ack_secret, ack_secret):
+                return AckResult.REFUSED
             entry.path.unlink(missing_ok=True)
             fsync_dir(self.folder)
             self._drop_index(entry)
             self._check_alarm()
-            return True
+            return AckResult.DELETED
 
     def purge_expired(self) -> int:
         """Delete entries older than the retention period; each deletion is audited."""

@@ -10,7 +10,11 @@ the hub stores each alert id once and acknowledges every copy.
 The pump also applies the outbox retention period every few minutes.
 
 A PUBACK is not the end: an entry is deleted only when the hub's acknowledgement naming
-its id arrives on ``lfr/v1/<dev>/ack``, which the hub sends after its database commit.
+its id arrives on ``lfr/v1/<dev>/ack``, which the hub sends after its database commit,
+and carries the entry's ack secret. That secret travels only inside the encrypted alert,
+so an ack without it (from the broker, another hub certificate, or anyone holding this
+camera's certificate) deletes nothing: it is counted, logged once per burst and the
+alert is re-sent as usual.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from agent.config import AgentConfig
-from agent.transport.alert_outbox import AlertOutbox
+from agent.transport.alert_outbox import AckResult, AlertOutbox
 from agent.transport.mqtt_link import MqttLink, MqttLinkError, PublishResult
 from agent.transport.topics import ack_topic, alert_topic
 from agent.trust.alert_envelope import (
@@ -42,6 +46,8 @@ log = logging.getLogger(__name__)
 PUBLISH_WINDOW = 100
 #: How often the pump applies the outbox retention period.
 PURGE_EVERY_S = 600.0
+#: Acks without a valid proof are logged at most this often (a flood must not flood logs).
+FORGED_ACK_LOG_EVERY_S = 60.0
 
 
 class AlertPublisher:
@@ -75,6 +81,10 @@ class AlertPublisher:
         self.acknowledged = 0
         self.published = 0
         self.rejected_by_broker = 0
+        #: Acks that named a pending alert without its secret, or were malformed.
+        self.forged_acks = 0
+        self._forged_unlogged = 0
+        self._forged_logged_at: float | None = None
         self._last_purge: float | None = None
         link.subscribe(ack_topic(device_id), self._on_ack)
         link.add_connect_listener(self._on_connected)
@@ -105,7 +115,7 @@ class AlertPublisher:
             raise ValueError(f"alert for device {content.device_id!r} on {self.device_id!r}")
         seq = self.outbox.next_sequence()
         sealed = seal_alert(content, seq=seq, device_key=self._device_key, hub_key=self._hub_key)
-        self.outbox.add(sealed.header.alert_id, seq, sealed.envelope)
+        self.outbox.add(sealed.header.alert_id, seq, sealed.envelope, sealed.ack_secret)
         self._wake.set()
         return sealed
 
@@ -200,12 +210,36 @@ class AlertPublisher:
 
     def _on_ack(self, topic: str, payload: bytes) -> None:
         try:
-            ids = decode_ack(payload)
-        except AlertEnvelopeError as exc:
-            log.warning("alert publisher: ignored a malformed ack on %s: %s", topic, exc)
+            proofs = decode_ack(payload)
+        except AlertEnvelopeError:
+            self._count_forged(1)
             return
-        for alert_id in ids:
-            if self.outbox.acknowledge(alert_id):
+        refused = 0
+        for alert_id, secret in proofs:
+            result = self.outbox.acknowledge(alert_id, secret)
+            if result is AckResult.REFUSED:
+                # Not proof that the hub stored it: keep the entry and its resend timer.
+                refused += 1
+                continue
+            if result is AckResult.DELETED:
                 self.acknowledged += 1
             with self._lock:
                 self._last_sent.pop(alert_id, None)
+        if refused:
+            self._count_forged(refused)
+
+    def _count_forged(self, n: int) -> None:
+        now = self._clock()
+        with self._lock:
+            self.forged_acks += n
+            self._forged_unlogged += n
+            last = self._forged_logged_at
+            if last is not None and now - last < FORGED_ACK_LOG_EVERY_S:
+                return
+            self._forged_logged_at = now
+            count, self._forged_unlogged = self._forged_unlogged, 0
+        log.warning(
+            "alert publisher: ignored %d acknowledgement(s) without a valid hub proof "
+            "(malformed, or wrong or missing ack secret); the alerts stay in the outbox",
+            count,
+        )

@@ -8,8 +8,11 @@ Built in three layers (byte-exact description in ``docs/protocol.md``):
         of the hub alert key, "sealed_at": integer Unix seconds, "seq": int ≥ 1, "v": 1}
 
 2. ``box`` — ``sealed_box.seal(hub alert key, content, aad=header bytes,
-   info=b"lfr/v1 alert")`` where content frames the metadata JSON and the raw crops: a fresh ephemeral X25519 key per alert, so the device
-   keeps nothing that decrypts what it sent.
+   info=b"lfr/v1 alert")`` where content frames the metadata JSON and the raw crops: a fresh
+   ephemeral X25519 key per alert, so the device keeps nothing that decrypts what it sent.
+   The metadata carries a fresh random 16-byte ``ack_secret``: only the hub, which can
+   decrypt, learns it, and it proves the hub's acknowledgement (the device keeps a copy
+   beside the outbox entry and deletes the entry only when an ack carries it).
 
 3. the envelope — a signed document (``signed_document.sign_document``) of type
    ``ALERT_PAYLOAD_TYPE`` whose body is ``{"box": b64(box), "header": b64(header bytes)}``,
@@ -64,6 +67,10 @@ _CONTENT_KEYS = {
     "first_seen",
     "decided_at",
 }
+#: Content written before acknowledgements carried a proof has no ``ack_secret``.
+_CONTENT_KEYS_V2 = _CONTENT_KEYS | {"ack_secret"}
+ACK_SECRET_BYTES = 16
+_ACK_SECRET_RE = re.compile(r"^[0-9a-f]{32}$")
 _U32 = struct.Struct(">I")
 
 
@@ -107,10 +114,12 @@ class AlertHeader:
 
 @dataclass(frozen=True)
 class SealedAlert:
-    """An envelope ready for the outbox, with the header fields the outbox indexes."""
+    """An envelope ready for the outbox, with the header fields the outbox indexes and the
+    ack secret sealed inside it (kept on the device beside the outbox entry only)."""
 
     header: AlertHeader
     envelope: bytes
+    ack_secret: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,8 @@ class OpenedAlert:
     header: AlertHeader
     content: AlertContent
     envelope_sha256: str
+    #: None for content sealed by a device from before ack proofs (it cannot be acked).
+    ack_secret: bytes | None = field(default=None, repr=False)
 
 
 def new_alert_id() -> str:
@@ -125,7 +136,7 @@ def new_alert_id() -> str:
     return secrets.token_hex(16)
 
 
-def _content_bytes(c: AlertContent) -> bytes:
+def _content_bytes(c: AlertContent, ack_secret: bytes) -> bytes:
     """``u32 len(meta) ‖ meta ‖ u32 len(probe) ‖ probe ‖ u32 len(scene) ‖ scene`` (big-endian).
 
     The crops travel as raw bytes (not base64) to keep envelopes small on cellular links;
@@ -143,6 +154,7 @@ def _content_bytes(c: AlertContent) -> bytes:
             "quality": {str(k): float(v) for k, v in c.quality.items()},
             "first_seen": float(c.first_seen),
             "decided_at": float(c.decided_at),
+            "ack_secret": ack_secret.hex(),
         }
     )
     if not c.probe_jpeg:
@@ -186,12 +198,13 @@ def seal_alert(
             "v": ENVELOPE_VERSION,
         }
     )
-    box = seal(hub_key, _content_bytes(content), aad=header_bytes, info=ALERT_INFO)
+    ack_secret = secrets.token_bytes(ACK_SECRET_BYTES)
+    box = seal(hub_key, _content_bytes(content, ack_secret), aad=header_bytes, info=ALERT_INFO)
     body = {
         "box": base64.b64encode(box).decode("ascii"),
         "header": base64.b64encode(header_bytes).decode("ascii"),
     }
-    return SealedAlert(header, _sign_document(ALERT_PAYLOAD_TYPE, body, device_key))
+    return SealedAlert(header, _sign_document(ALERT_PAYLOAD_TYPE, body, device_key), ack_secret)
 
 
 def _b64(value: object, what: str) -> bytes:
@@ -273,11 +286,14 @@ def _split_content(data: bytes) -> tuple[bytes, bytes, bytes]:
     return parts[0], parts[1], parts[2]
 
 
-def _parse_content(data: bytes) -> AlertContent:
+def _parse_content(data: bytes) -> tuple[AlertContent, bytes | None]:
     meta, probe, scene = _split_content(data)
     c = _json_object(meta, "content")
-    if set(c) != _CONTENT_KEYS:
+    if set(c) not in (_CONTENT_KEYS_V2, _CONTENT_KEYS):
         raise AlertEnvelopeError("alert: content fields are not the expected set")
+    ack_secret = None
+    if "ack_secret" in c:
+        ack_secret = bytes.fromhex(_text(c, "ack_secret", "content", _ACK_SECRET_RE))
     if not probe:
         raise AlertEnvelopeError("alert: content has no probe crop")
     quality = c["quality"]
@@ -286,7 +302,7 @@ def _parse_content(data: bytes) -> AlertContent:
     track = c["track_id"]
     if isinstance(track, bool) or not isinstance(track, int):
         raise AlertEnvelopeError("alert: content.track_id must be an integer")
-    return AlertContent(
+    content = AlertContent(
         device_id=_text(c, "device_id", "content", _ID_RE),
         deployment_id=_text(c, "deployment_id", "content"),
         watchlist_entry=_text(c, "watchlist_entry", "content"),
@@ -300,6 +316,7 @@ def _parse_content(data: bytes) -> AlertContent:
         scene_jpeg=scene or None,
         quality={k: _number(quality, k, "content.quality") for k in quality},
     )
+    return content, ack_secret
 
 
 def open_alert(
@@ -338,28 +355,62 @@ def open_alert(
         plaintext = open_box(hub_key, box, aad=header_bytes, info=ALERT_INFO)
     except SealedBoxError as exc:
         raise AlertEnvelopeError(f"alert: {exc}") from exc
-    content = _parse_content(plaintext)
+    content, ack_secret = _parse_content(plaintext)
     if content.device_id != header.device or content.deployment_id != header.deployment:
         raise AlertEnvelopeError("alert: content and header disagree on device or deployment")
-    return OpenedAlert(header, content, doc.envelope_sha256)
+    return OpenedAlert(header, content, doc.envelope_sha256, ack_secret)
 
 
-def encode_ack(alert_ids: list[str]) -> bytes:
-    """The hub's acknowledgement on ``lfr/v1/<dev>/ack``: ``{"ack": [alert id, …]}``."""
-    return canonical_json({"ack": list(alert_ids)})
+ACK_VERSION = 2
+#: Most acknowledgements in one payload; the hub sends one per received alert.
+MAX_ACK_ENTRIES = 500
+MAX_ACK_BYTES = 64 * 1024
+_ACK_ENTRY_KEYS = {"alert_id", "secret"}
 
 
-MAX_ACK_IDS = 1000
+def encode_ack(proofs: list[tuple[str, bytes]]) -> bytes:
+    """The hub's acknowledgement on ``lfr/v1/<dev>/ack``::
+
+        {"ack": [{"alert_id": 32 hex, "secret": 32 hex}, …], "v": 2}
+
+    ``secret`` is the ack secret the hub decrypted from that alert's content: it proves
+    the hub opened (and, since it is sent after the commit, stored) the alert.
+    """
+    if len(proofs) > MAX_ACK_ENTRIES:
+        raise ValueError(f"an ack holds at most {MAX_ACK_ENTRIES} alerts")
+    entries = []
+    for alert_id, secret in proofs:
+        if not _ALERT_ID_RE.fullmatch(alert_id) or len(secret) != ACK_SECRET_BYTES:
+            raise ValueError("an ack needs a 32-hex alert id and a 16-byte secret")
+        entries.append({"alert_id": alert_id, "secret": secret.hex()})
+    return canonical_json({"ack": entries, "v": ACK_VERSION})
 
 
-def decode_ack(payload: bytes) -> list[str]:
-    """Alert ids from an acknowledgement; raises AlertEnvelopeError if malformed."""
-    if len(payload) > 64 * 1024:
-        raise AlertEnvelopeError("ack: too large")
+def decode_ack(payload: bytes) -> list[tuple[str, bytes]]:
+    """(alert id, ack secret) pairs from an acknowledgement; AlertEnvelopeError if malformed.
+
+    Strict: any unknown or missing field, another version, a bad id or a secret of the
+    wrong form rejects the whole payload.
+    """
+    if len(payload) > MAX_ACK_BYTES:
+        raise AlertEnvelopeError(f"ack: larger than {MAX_ACK_BYTES} bytes")
     obj = _json_object(payload, "ack")
-    ids = obj.get("ack")
-    if set(obj) != {"ack"} or not isinstance(ids, list) or len(ids) > MAX_ACK_IDS:
-        raise AlertEnvelopeError('ack: expected {"ack": [alert ids]}')
-    if not all(isinstance(i, str) and _ALERT_ID_RE.fullmatch(i) for i in ids):
-        raise AlertEnvelopeError("ack: an alert id is not 32 lower-case hex digits")
-    return list(ids)
+    entries = obj.get("ack")
+    version = obj.get("v")
+    if set(obj) != {"ack", "v"} or not isinstance(entries, list):
+        raise AlertEnvelopeError('ack: expected {"ack": [...], "v": 2}')
+    if isinstance(version, bool) or version != ACK_VERSION:
+        raise AlertEnvelopeError(f"ack: version must be {ACK_VERSION}")
+    if len(entries) > MAX_ACK_ENTRIES:
+        raise AlertEnvelopeError(f"ack: more than {MAX_ACK_ENTRIES} alerts")
+    proofs: list[tuple[str, bytes]] = []
+    for entry in entries:
+        if not isinstance(entry, dict) or set(entry) != _ACK_ENTRY_KEYS:
+            raise AlertEnvelopeError('ack: each entry must be {"alert_id": …, "secret": …}')
+        alert_id, secret = entry["alert_id"], entry["secret"]
+        if not isinstance(alert_id, str) or not _ALERT_ID_RE.fullmatch(alert_id):
+            raise AlertEnvelopeError("ack: an alert id is not 32 lower-case hex digits")
+        if not isinstance(secret, str) or not _ACK_SECRET_RE.fullmatch(secret):
+            raise AlertEnvelopeError("ack: a secret is not 32 lower-case hex digits")
+        proofs.append((alert_id, bytes.fromhex(secret)))
+    return proofs

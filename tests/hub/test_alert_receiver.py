@@ -135,7 +135,7 @@ def test_worker_stores_then_acks_and_survives_garbage(
         share_group="hubs",
         on_receipt=receipts.append,
     )
-    acks: list[list[str]] = []
+    acks: list[list[tuple[str, bytes]]] = []
     got_ack = threading.Event()
 
     def on_ack(topic: str, payload: bytes) -> None:
@@ -153,8 +153,10 @@ def test_worker_stores_then_acks_and_survives_garbage(
         garbage += [b"", b"{}", b"null", b'{"payloadType":1}', b"\xff" * 10]
         for g in garbage:
             dev.publish(alert_topic(DEV), g)
-        env = sealed(1)
-        dev.publish(alert_topic(DEV), env)
+        alert = seal_alert(
+            make_content(DEV, 1), seq=1, device_key=KEYS.device, hub_key=KEYS.hub.public_key()
+        )
+        dev.publish(alert_topic(DEV), alert.envelope)
         assert got_ack.wait(15)
         deadline = time.monotonic() + 10
         while len(receipts) < len(garbage) + 1 and time.monotonic() < deadline:
@@ -164,7 +166,9 @@ def test_worker_stores_then_acks_and_survives_garbage(
         assert outcomes.count("stored") == 1
         assert store.count() == 1
         stored_id = next(r.alert.header.alert_id for r in receipts if r.alert)
-        assert acks == [[stored_id]]
+        # The ack carries the secret the hub decrypted, which is what the device kept.
+        assert acks == [[(stored_id, alert.ack_secret)]]
+        assert store.ack_secret(stored_id) == alert.ack_secret
     finally:
         dev.stop()
         worker.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sqlite3
 import stat
 import threading
 import time
@@ -45,6 +47,32 @@ def test_store_once_then_duplicate_then_conflicts(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "a.db-wal").stat().st_mode) == 0o600
     assert store.crop(a.header.alert_id, "probe") == a.content.probe_jpeg
     assert store.crop(a.header.alert_id, "scene") == a.content.scene_jpeg
+    # The ack secret is kept with the alert, so every later copy can be acknowledged.
+    assert a.ack_secret is not None
+    assert AlertStore(tmp_path / "a.db").ack_secret(a.header.alert_id) == a.ack_secret
+    assert store.ack_secret("0" * 32) is None
+
+
+def test_alert_without_ack_secret_is_stored_and_older_databases_gain_the_column(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    store = AlertStore(path)
+    store.close()
+    # A database made before the ack_secret column existed.
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE alerts DROP COLUMN ack_secret")
+    db.commit()
+    db.close()
+    store = AlertStore(path)
+    a = opened(1)
+    assert store.store_alert(a) is StoreResult.STORED
+    assert store.ack_secret(a.header.alert_id) == a.ack_secret
+    legacy = dataclasses.replace(opened(2), ack_secret=None)
+    assert store.store_alert(legacy) is StoreResult.STORED
+    assert store.ack_secret(legacy.header.alert_id) is None
+    assert {r.seq for r in store.list_alerts()} == {1, 2}
+    assert store.get(a.header.alert_id).outcome is None
 
 
 def test_two_workers_racing_store_each_alert_once(tmp_path: Path) -> None:

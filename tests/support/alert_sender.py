@@ -6,7 +6,8 @@ STATE_DIR holds the device keys (``device-key.pem``, ``hub-alert-pub.pem``), the
 and ``committed.log`` — one alert id per line, appended after ``submit`` returned (so
 the entry was durably in the outbox). The process submits alerts until the log has
 COUNT lines, keeps delivering, and exits 0 once the outbox is empty (every alert
-acknowledged by the hub).
+acknowledged by the hub). Each change of the publisher's count of ignored (forged or
+malformed) acks is logged as ``forged_acks=N`` in ``sender.log``.
 """
 
 from __future__ import annotations
@@ -74,6 +75,14 @@ def main(argv: list[str]) -> int:
     done = len(log_path.read_text().split()) if log_path.exists() else 0
     link.start()
     publisher.start()
+    forged = 0
+
+    def note_forged() -> None:
+        nonlocal forged
+        if publisher.forged_acks != forged:
+            forged = publisher.forged_acks
+            logging.info("forged_acks=%d", forged)
+
     with open(log_path, "a", encoding="ascii") as committed:
         while done < total:
             sealed = publisher.submit(make_content(device_id, done))
@@ -81,8 +90,11 @@ def main(argv: list[str]) -> int:
             committed.flush()
             os.fsync(committed.fileno())
             done += 1
+            note_forged()
     while len(outbox):
+        note_forged()
         time.sleep(0.1)
+    note_forged()
     publisher.stop()
     link.stop()
     return 0

@@ -1,5 +1,6 @@
-"""1,000 alerts through broker restarts, a network cut, a SIGKILLed sender, a hub restart and
-torn outbox writes: the hub must end with every committed alert exactly once.
+"""1,000 alerts through broker restarts, a network cut, forged acknowledgements, a SIGKILLed
+sender, a hub restart and torn outbox writes: the hub must end with every committed alert
+exactly once.
 
 The sender is a separate process (tests/support/alert_sender.py) talking to the broker
 through a relay that can cut the link; the hub worker runs in this process against the
@@ -8,7 +9,9 @@ broker directly. Counts are printed for the record (run with -s to see them).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,8 +27,8 @@ from agent.hub.alert_receiver import AlertReceiver, HubAlertWorker, ReceiverStat
 from agent.hub.alert_store import AlertStore
 from agent.transport.alert_outbox import encode_entry
 from agent.transport.mqtt_link import MqttLink, PublishResult
-from agent.transport.topics import alert_topic
-from agent.trust.alert_envelope import seal_alert
+from agent.transport.topics import ack_topic, alert_topic
+from agent.trust.alert_envelope import encode_ack, seal_alert
 from agent.trust.key_files import write_private_key, write_public_key
 
 pytestmark = [pytest.mark.system, pytest.mark.fault, pytest.mark.slow]
@@ -51,6 +54,16 @@ class Sender:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+
+    def forged_acks_ignored(self) -> int:
+        """Acks the sender processes refused, summed over its runs (from sender.log)."""
+        last: dict[str, int] = {}
+        path = self.state / "sender.log"
+        for line in path.read_text().splitlines() if path.exists() else []:
+            m = re.search(r" (\d+) INFO .*forged_acks=(\d+)$", line)
+            if m:
+                last[m.group(1)] = int(m.group(2))
+        return sum(last.values())
 
     def committed(self) -> list[str]:
         path = self.state / "committed.log"
@@ -96,11 +109,34 @@ def _torn_writes(outbox: Path, keys: AlertKeys) -> list[str]:
             device_key=keys.device,
             hub_key=keys.hub.public_key(),
         )
-        data = encode_entry(sealed.header.alert_id, seq, sealed.envelope, time.time())
+        data = encode_entry(
+            sealed.header.alert_id, seq, sealed.envelope, time.time(), sealed.ack_secret
+        )
         name = name_fmt.format(seq=seq, aid=sealed.header.alert_id)
         (outbox / name).write_bytes(data[: len(data) * 2 // 3])
         torn_ids.append(sealed.header.alert_id)
     return torn_ids
+
+
+def _forge_acks(broker: MosquittoBroker, alert_ids: list[str]) -> None:
+    """Acks for ``alert_ids`` with random secrets, and in the id-only earlier format,
+    sent with the camera's own certificate (which the ACL lets write its ack topic)."""
+    forger = MqttLink(broker.client_settings(DEV, "forger"))
+    forger.start()
+    try:
+        assert forger.wait_connected(10)
+        results: list[PublishResult] = []
+        for payload in (
+            encode_ack([(aid, os.urandom(16)) for aid in alert_ids]),
+            json.dumps({"ack": alert_ids}).encode(),
+        ):
+            forger.publish(ack_topic(DEV), payload, on_result=results.append)
+        deadline = time.monotonic() + 15
+        while len(results) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(results) == 2 and all(r.ok for r in results)
+    finally:
+        forger.stop()
 
 
 def _rogue_messages(keys: AlertKeys) -> list[bytes]:
@@ -174,13 +210,26 @@ def test_every_alert_arrives_exactly_once_through_faults(
         faults.append("sender SIGKILL + torn outbox writes")
 
         sender.wait_committed(700)
-        mqtt_broker.restart(kill=True)  # crash: whatever was only in broker memory is lost
+        hub.stop()
+        _add(stats, hub.receiver.stats)
+        faults.append("hub worker stop")
+        # While the hub is down, someone holding the camera's certificate acks the newest
+        # alerts, which the hub has not stored, without their secrets. The sender cannot
+        # finish before the hub is back, so it is there to receive them.
+        newest = sender.committed()[-40:]
+        _forge_acks(mqtt_broker, newest)
+        deadline = time.monotonic() + 60
+        while sender.forged_acks_ignored() < 1:
+            assert sender.proc is not None and sender.proc.poll() is None, "sender exited"
+            assert time.monotonic() < deadline, "the forged acks never reached the camera"
+            time.sleep(0.05)
+        faults.append(f"forged acks for {len(newest)} alerts")
+        # The copies queued for the hub were only in broker memory: after this crash the
+        # outbox is the only copy, so an alert a forged ack had deleted would be lost.
+        mqtt_broker.restart(kill=True)
         faults.append("broker crash (SIGKILL)")
 
         sender.wait_committed(850)
-        hub.stop()
-        _add(stats, hub.receiver.stats)
-        time.sleep(1)
         hub = _hub(mqtt_broker, store, keys)
         faults.append("hub worker restart")
 
@@ -198,10 +247,11 @@ def test_every_alert_arrives_exactly_once_through_faults(
     committed = sender.committed()
     stored = {r.alert_id for r in store.list_alerts(limit=10 * TOTAL)}
     elapsed = time.monotonic() - t0
+    forged_ignored = sender.forged_acks_ignored()
     print(
         f"\nfault test: sent(committed)={len(committed)} stored={store.count()} "
         f"received={stats.received} duplicates_suppressed={stats.duplicates} "
-        f"rejected={stats.rejected} torn_entries={len(torn)} "
+        f"rejected={stats.rejected} torn_entries={len(torn)} forged_acks_ignored={forged_ignored} "
         f"sender_starts={sender.starts} faults={faults} elapsed={elapsed:.1f}s"
     )
     assert len(committed) == TOTAL and len(set(committed)) == TOTAL
@@ -211,6 +261,9 @@ def test_every_alert_arrives_exactly_once_through_faults(
     # it; such an alert is still delivered. Nothing else may appear, torn ones never.
     assert len(stored - set(committed)) <= sender.starts - 1
     assert not stored & set(torn)
+    # The forged acks reached the camera and were refused (the alerts they named are all
+    # at the hub, checked above).
+    assert forged_ignored >= 1
     assert stats.stored == store.count()
     assert stats.rejected == len(rogue_messages)
     assert not list((state / "outbox").glob("*.alert"))

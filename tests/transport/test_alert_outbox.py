@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import struct
 from pathlib import Path
 
 import pytest
 
 from agent.config import OutboxSection
 from agent.transport.alert_outbox import (
+    AckResult,
     AlertOutbox,
+    OutboxError,
     OutboxFullError,
     decode_entry,
+    encode_entry,
     open_outbox,
 )
 from agent.trust.alert_envelope import new_alert_id
@@ -52,10 +57,29 @@ def make(folder: Path, rec: Recorder, clock: Clock | None = None, **kw: float) -
     )
 
 
+def secret_of(alert_id: str) -> bytes:
+    """The ack secret these tests give each entry (any 16 bytes the hub would learn)."""
+    return hashlib.sha256(alert_id.encode()).digest()[:16]
+
+
 def add(box: AlertOutbox, payload: bytes = b"envelope" * 10) -> str:
     aid = new_alert_id()
-    box.add(aid, box.next_sequence(), payload)
+    box.add(aid, box.next_sequence(), payload, secret_of(aid))
     return aid
+
+
+def legacy_entry(alert_id: str, seq: int, envelope: bytes, created: float) -> bytes:
+    """An entry in the first format (``LFROBX1``), as an earlier version wrote it."""
+    head = struct.pack(
+        ">8sQQ16sI32s",
+        b"LFROBX1\n",
+        int(created * 1000),
+        seq,
+        bytes.fromhex(alert_id),
+        len(envelope),
+        hashlib.sha256(envelope).digest(),
+    )
+    return head + envelope
 
 
 def test_entries_survive_reopening_and_leave_only_when_acknowledged(tmp_path: Path) -> None:
@@ -65,7 +89,10 @@ def test_entries_survive_reopening_and_leave_only_when_acknowledged(tmp_path: Pa
     reopened = make(tmp_path, rec)
     assert [e.alert_id for e in reopened.pending()] == ids
     assert reopened.read(ids[2]) == b"env-2"
-    assert reopened.acknowledge(ids[2]) and not reopened.acknowledge(ids[2])
+    assert reopened.pending()[2].ack_secret == secret_of(ids[2])
+    aid = ids[2]
+    assert reopened.acknowledge(aid, secret_of(aid)) is AckResult.DELETED
+    assert reopened.acknowledge(aid, secret_of(aid)) is AckResult.UNKNOWN
     again = make(tmp_path, rec)
     assert [e.alert_id for e in again.pending()] == ids[:2] + ids[3:]
 
@@ -78,7 +105,7 @@ def test_sequence_survives_restarts_and_never_goes_back(tmp_path: Path) -> None:
     assert make(tmp_path, rec).next_sequence() == 4
     # A counter file restored from an old backup cannot re-use a pending entry's number.
     box = make(tmp_path, rec)
-    box.add(new_alert_id(), 9, b"x")
+    box.add(new_alert_id(), 9, b"x", bytes(16))
     (tmp_path / "sequence").write_text("2\n")
     assert make(tmp_path, rec).next_sequence() == 10
 
@@ -87,14 +114,14 @@ def test_torn_temporary_write_is_discarded(tmp_path: Path) -> None:
     rec = Recorder()
     box = make(tmp_path, rec)
     keep = add(box)
-    (tmp_path / ".tmp-00000000000000000002-abc.alert").write_bytes(b"LFROBX1\n\x00\x01")
+    (tmp_path / ".tmp-00000000000000000002-abc.alert").write_bytes(b"LFROBX2\n\x00\x01")
     box = make(tmp_path, rec)
     assert [e.alert_id for e in box.pending()] == [keep]
     assert not list(tmp_path.glob(".tmp-*"))
     assert "outbox.incomplete_write_discarded" in rec.names()
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "header"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "header", "secret", "legacy-magic"])
 def test_damaged_entry_is_quarantined_never_published(tmp_path: Path, damage: str) -> None:
     rec = Recorder()
     box = make(tmp_path, rec)
@@ -106,6 +133,10 @@ def test_damaged_entry_is_quarantined_never_published(tmp_path: Path, damage: st
         data = data[: len(data) // 2]
     elif damage == "flip":
         data[-1] ^= 0xFF
+    elif damage == "secret":
+        data[40] ^= 0x01  # a bit of the ack secret: covered by the checksum too
+    elif damage == "legacy-magic":
+        data[0:8] = b"LFROBX1\n"  # a new entry cannot pass for an old one
     else:
         data[0:8] = b"garbage!"
     path.write_bytes(bytes(data))
@@ -146,25 +177,72 @@ def test_alarm_then_refusal_at_the_cap_drops_nothing(tmp_path: Path) -> None:
     with pytest.raises(OutboxFullError, match="refused"):
         for _ in range(20):
             stored.append(add(box, payload))
-    assert len(stored) == 9  # 9 x 1076 bytes fit under 10,000
+    assert len(stored) == 9  # 9 x 1092 bytes fit under 10,000
     assert [e.alert_id for e in box.pending()] == stored
     assert rec.alarms and rec.alarms[0][0] is True
     assert "outbox.alarm_on" in rec.names() and "outbox.full_refused" in rec.names()
     for aid in stored:
-        box.acknowledge(aid)
+        assert box.acknowledge(aid, secret_of(aid)) is AckResult.DELETED
     assert rec.alarms[-1][0] is False and "outbox.alarm_off" in rec.names()
 
 
 def test_entry_format_is_checked_by_length_and_hash() -> None:
-    from agent.transport.alert_outbox import OutboxError, encode_entry
-
-    aid = new_alert_id()
-    data = encode_entry(aid, 5, b"hello", 1_800_000_000.5)
-    assert decode_entry(data) == (aid, 5, 1_800_000_000.5, b"hello")
+    aid, secret = new_alert_id(), bytes(range(16))
+    data = encode_entry(aid, 5, b"hello", 1_800_000_000.5, secret)
+    assert data[:8] == b"LFROBX2\n" and data[40:56] == secret
+    d = decode_entry(data)
+    assert (d.alert_id, d.seq, d.created, d.envelope, d.ack_secret) == (
+        aid,
+        5,
+        1_800_000_000.5,
+        b"hello",
+        secret,
+    )
     with pytest.raises(OutboxError, match="length"):
         decode_entry(data + b"x")
     with pytest.raises(OutboxError, match="checksum"):
         decode_entry(data[:-1] + b"X")
+    for cut in range(len(data)):  # a torn write, cut anywhere
+        with pytest.raises(OutboxError):
+            decode_entry(data[:cut])
+    with pytest.raises(ValueError):
+        encode_entry(aid, 5, b"hello", 1.0, b"short")
+
+
+def test_only_the_entry_own_secret_deletes_it(tmp_path: Path) -> None:
+    rec = Recorder()
+    box = make(tmp_path, rec)
+    aid = add(box)
+    wrong = bytearray(secret_of(aid))
+    wrong[-1] ^= 0x01
+    for proof in (bytes(wrong), b"", bytes(16), secret_of(aid)[:15]):
+        assert box.acknowledge(aid, proof) is AckResult.REFUSED
+    assert aid in box and aid in make(tmp_path, rec)
+    assert box.acknowledge(aid, secret_of(aid)) is AckResult.DELETED
+    assert aid not in box and aid not in make(tmp_path, rec)
+
+
+def test_first_format_entries_are_read_sent_and_kept_until_retention(tmp_path: Path) -> None:
+    rec, clock = Recorder(), Clock()
+    old_id = new_alert_id()
+    data = legacy_entry(old_id, 3, b"old-envelope", clock.t)
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / f"{3:020d}-{old_id}.alert").write_bytes(data)
+    torn_id = new_alert_id()
+    torn = legacy_entry(torn_id, 4, b"torn-envelope", clock.t)
+    (tmp_path / f"{4:020d}-{torn_id}.alert").write_bytes(torn[:-2])
+    box = make(tmp_path, rec, clock, retention_s=86400)
+    assert [e.alert_id for e in box.pending()] == [old_id]
+    assert box.pending()[0].ack_secret is None and box.size_bytes == len(data)
+    assert box.read(old_id) == b"old-envelope"
+    assert ("outbox.legacy_entries", {"count": 1}) in rec.events
+    assert (tmp_path / "quarantine" / f"{4:020d}-{torn_id}.alert").exists()
+    # Nothing proves the hub stored it, whatever an ack carries.
+    for proof in (b"", bytes(16), secret_of(old_id)):
+        assert box.acknowledge(old_id, proof) is AckResult.REFUSED
+    assert box.next_sequence() == 4
+    clock.t += 2 * 86400
+    assert box.purge_expired() == 1 and len(box) == 0
 
 
 def test_open_outbox_uses_the_config_section(tmp_path: Path) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import json
+import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -16,7 +19,7 @@ from agent.hub.alert_receiver import AlertReceiver, HubAlertWorker
 from agent.hub.alert_store import AlertStore
 from agent.transport.alert_outbox import AlertOutbox
 from agent.transport.alert_publisher import AlertPublisher
-from agent.transport.mqtt_link import MqttLink
+from agent.transport.mqtt_link import MqttLink, PublishResult
 from agent.transport.topics import ack_topic
 from agent.trust.alert_envelope import encode_ack
 
@@ -90,7 +93,8 @@ def test_broker_refusal_keeps_the_alert_and_garbage_acks_are_ignored(
     pub = AlertPublisher(
         box, link, device_id=DEV, device_key=keys.device, hub_key=keys.hub.public_key()
     )
-    aid = pub.submit(make_content(DEV, 1)).header.alert_id
+    sealed = pub.submit(make_content(DEV, 1))
+    aid = sealed.header.alert_id
     link.start()
     pub.start()
     try:
@@ -101,11 +105,11 @@ def test_broker_refusal_keeps_the_alert_and_garbage_acks_are_ignored(
         rng = random.Random(3)
         for payload in [rng.randbytes(rng.randrange(200)) for _ in range(30)] + [
             b'{"ack": 5}',
-            encode_ack(["0" * 32]),
+            encode_ack([("0" * 32, bytes(16))]),
         ]:
             pub._on_ack(ack_topic(DEV), payload)
         assert aid in box and pub.acknowledged == 0
-        pub._on_ack(ack_topic(DEV), encode_ack([aid]))
+        pub._on_ack(ack_topic(DEV), encode_ack([(aid, sealed.ack_secret)]))
         assert aid not in box and pub.acknowledged == 1
     finally:
         pub.stop()
@@ -148,3 +152,78 @@ def test_alerts_queued_on_the_broker_disk_hold_no_readable_biometrics(
         for secret in (c.probe_jpeg[:48], c.watchlist_entry.encode()):
             assert secret not in db
             assert base64.b64encode(secret)[:40] not in db
+
+
+def test_forged_acks_through_the_broker_delete_nothing_a_hub_ack_does(
+    mqtt_broker: MosquittoBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Identities the ACL lets write the camera's ack topic (its own certificate, a hub
+    certificate) know alert ids but not the secrets sealed inside the alerts."""
+    caplog.set_level(logging.WARNING, logger="agent.transport.alert_publisher")
+    keys = AlertKeys.generate()
+    box = outbox(tmp_path / "outbox")
+    dev_link = MqttLink(mqtt_broker.client_settings(DEV))
+    pub = AlertPublisher(
+        box, dev_link, device_id=DEV, device_key=keys.device, hub_key=keys.hub.public_key()
+    )
+    sealed = [pub.submit(make_content(DEV, i)) for i in range(3)]
+    ids = [s.header.alert_id for s in sealed]
+    a, b, c = ids
+    entry_a = {"alert_id": a, "secret": sealed[0].ack_secret.hex()}
+    forged = [
+        encode_ack([(a, os.urandom(16)), (b, os.urandom(16)), (c, os.urandom(16))]),
+        encode_ack([(a, sealed[1].ack_secret)]),  # a genuine secret, of another alert
+        json.dumps({"ack": ids}).encode(),  # the id-only ack of the earlier format
+        json.dumps({"ack": [{"alert_id": a}], "v": 2}).encode(),
+        json.dumps({"ack": [{**entry_a, "secret": entry_a["secret"][:-2]}], "v": 2}).encode(),
+        b'{"ack": null, "v": 2}',
+        os.urandom(300),
+        b"",
+    ]
+    refused_entries = 3 + 1 + 6  # per-entry refusals, plus one per malformed payload
+    dev_link.start()
+    pub.start()
+    forgers = [
+        MqttLink(mqtt_broker.client_settings(DEV, "forger-with-device-cert")),
+        MqttLink(mqtt_broker.client_settings(HUB_CN, "forger-with-hub-cert")),
+    ]
+    worker = HubAlertWorker(
+        MqttLink(mqtt_broker.client_settings(HUB_CN, "hub-main-1")),
+        AlertReceiver(AlertStore(tmp_path / "hub.db"), keys.hub),
+    )
+    worker.receiver.store.register_device_key(DEV, keys.device.public_key())
+    try:
+        assert dev_link.wait_connected(10)
+        assert wait_until(lambda: pub.published >= 3)
+        results: list[PublishResult] = []
+        for forger in forgers:
+            forger.start()
+            assert forger.wait_connected(10)
+            for payload in forged:
+                forger.publish(ack_topic(DEV), payload, on_result=results.append)
+        # The broker accepted every forgery (the ACL allows these identities) ...
+        assert wait_until(lambda: len(results) == 2 * len(forged))
+        assert all(r.ok for r in results)
+        # ... and the camera received every one and deleted nothing.
+        assert wait_until(lambda: pub.forged_acks >= 2 * refused_entries)
+        assert pub.forged_acks == 2 * refused_entries
+        assert pub.acknowledged == 0 and len(box) == 3
+        assert sorted(e.alert_id for e in outbox(tmp_path / "outbox").pending()) == sorted(ids)
+        # The entries stay on their usual resend timer: they go out again.
+        sent_before = pub.published
+        pub.resend_after_s = 0.5
+        assert wait_until(lambda: pub.published >= sent_before + 3)
+        warnings = [r for r in caplog.records if "without a valid hub proof" in r.getMessage()]
+        assert 1 <= len(warnings) < pub.forged_acks  # once per burst, not once per ack
+        assert not any(aid in r.getMessage() for r in caplog.records for aid in ids)
+        # The genuine hub decrypts the secret and its ack deletes each entry.
+        worker.start()
+        assert wait_until(lambda: len(box) == 0), f"{len(box)} left"
+        assert pub.acknowledged == 3 and worker.receiver.store.count() == 3
+        assert not list((tmp_path / "outbox").glob("*.alert"))
+    finally:
+        worker.stop()
+        for forger in forgers:
+            forger.stop()
+        pub.stop()
+        dev_link.stop()

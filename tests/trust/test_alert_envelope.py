@@ -51,6 +51,73 @@ def test_round_trip_keeps_every_field() -> None:
     assert opened.content == content
     assert opened.header == sealed.header
     assert opened.header.seq == 7 and len(opened.header.alert_id) == 32
+    # The ack secret crosses inside the box: the hub learns exactly what the device kept.
+    assert opened.ack_secret == sealed.ack_secret and len(sealed.ack_secret) == 16
+
+
+def test_each_alert_gets_its_own_ack_secret_never_in_the_clear() -> None:
+    a = seal_alert(make_content(), seq=1, device_key=KEYS.device, hub_key=KEYS.hub.public_key())
+    b = seal_alert(make_content(), seq=2, device_key=KEYS.device, hub_key=KEYS.hub.public_key())
+    assert a.ack_secret != b.ack_secret
+    doc = json.loads(a.envelope)
+    body = json.loads(base64.b64decode(doc["payload"]))
+    clear = a.envelope + base64.b64decode(body["header"]) + base64.b64decode(body["box"])
+    for form in (a.ack_secret, a.ack_secret.hex().encode(), base64.b64encode(a.ack_secret)):
+        assert form not in clear
+    assert "ack_secret" not in repr(a)
+
+
+def _seal_raw_meta(meta: dict[str, object]) -> bytes:
+    """Seal content whose metadata JSON is given as is (as another version would)."""
+    header = canonical_json(
+        {
+            "alert_id": "b" * 32,
+            "deployment": "dep-2026-11-22-a",
+            "device": "lfr-test-01",
+            "recipient": key_id(KEYS.hub.public_key()),
+            "sealed_at": 1,
+            "seq": 1,
+            "v": 1,
+        }
+    )
+    probe = b"\xff\xd8probe"
+    meta_bytes = canonical_json(meta)
+    plaintext = b"".join(len(part).to_bytes(4, "big") + part for part in (meta_bytes, probe, b""))
+    box = seal(KEYS.hub.public_key(), plaintext, aad=header, info=ALERT_INFO)
+    body = {"header": base64.b64encode(header).decode(), "box": base64.b64encode(box).decode()}
+    return sign_document(ALERT_PAYLOAD_TYPE, body, KEYS.device)
+
+
+def _meta(**extra: object) -> dict[str, object]:
+    return {
+        "device_id": "lfr-test-01",
+        "deployment_id": "dep-2026-11-22-a",
+        "watchlist_entry": "W-0001",
+        "score": 0.7,
+        "threshold": 0.6,
+        "model_id": "m",
+        "track_id": 1,
+        "quality": {},
+        "first_seen": 1.0,
+        "decided_at": 2.0,
+        **extra,
+    }
+
+
+def test_content_from_an_older_device_opens_without_an_ack_secret() -> None:
+    opened = open_alert(
+        _seal_raw_meta(_meta()),
+        sender="lfr-test-01",
+        device_key=KEYS.device.public_key(),
+        hub_key=KEYS.hub,
+    )
+    assert opened.ack_secret is None and opened.content.watchlist_entry == "W-0001"
+
+
+@pytest.mark.parametrize("secret", ["", "ab" * 15, "AB" * 16, "zz" * 16, 5, None])
+def test_malformed_ack_secret_in_content_is_rejected(secret: object) -> None:
+    with pytest.raises(AlertEnvelopeError, match="ack_secret"):
+        _open(_seal_raw_meta(_meta(ack_secret=secret)))
 
 
 def test_no_biometric_byte_is_readable_in_the_envelope() -> None:
@@ -123,11 +190,41 @@ def test_tampering_re_signed_by_the_device_still_fails_the_aead(change: str) -> 
 
 
 def test_ack_round_trip_and_rejects() -> None:
-    ids = ["0" * 32, "f" * 32]
-    assert decode_ack(encode_ack(ids)) == ids
-    for bad in (b"", b"[]", b'{"ack": "x"}', b'{"ack": ["XYZ"]}', b'{"ack": [], "x": 1}'):
-        with pytest.raises(AlertEnvelopeError):
+    proofs = [("0" * 32, bytes(16)), ("f" * 32, bytes(range(16)))]
+    payload = encode_ack(proofs)
+    assert json.loads(payload) == {
+        "ack": [
+            {"alert_id": "0" * 32, "secret": "00" * 16},
+            {"alert_id": "f" * 32, "secret": bytes(range(16)).hex()},
+        ],
+        "v": 2,
+    }
+    assert decode_ack(payload) == proofs
+    entry = {"alert_id": "0" * 32, "secret": "00" * 16}
+    bad_payloads: list[object] = [
+        [],
+        {"ack": "x", "v": 2},
+        {"ack": ["0" * 32]},  # the format before acks carried a proof
+        {"ack": ["0" * 32], "v": 2},
+        {"ack": [entry], "v": 1},
+        {"ack": [entry], "v": True},
+        {"ack": [entry]},
+        {"ack": [entry], "v": 2, "x": 1},
+        {"ack": [{"alert_id": "0" * 32}], "v": 2},
+        {"ack": [{**entry, "extra": 1}], "v": 2},
+        {"ack": [{**entry, "alert_id": "XYZ"}], "v": 2},
+        {"ack": [{**entry, "secret": "00" * 15}], "v": 2},
+        {"ack": [{**entry, "secret": "AA" * 16}], "v": 2},
+        {"ack": [{**entry, "secret": 0}], "v": 2},
+        {"ack": [entry] * 501, "v": 2},
+    ]
+    for bad in [b"", b"\xff", b"x" * 70_000, *(json.dumps(b).encode() for b in bad_payloads)]:
+        with pytest.raises(AlertEnvelopeError, match="ack"):
             decode_ack(bad)
+    with pytest.raises(ValueError):
+        encode_ack([("0" * 32, b"short")])
+    # The largest ack the hub may send fits under the size limit.
+    assert decode_ack(encode_ack([("a" * 32, bytes(16))] * 500))
 
 
 @settings(max_examples=300, deadline=None)
@@ -192,14 +289,28 @@ def test_envelope_overhead_is_modest() -> None:
     st.one_of(
         st.binary(max_size=512),
         st.builds(
-            lambda ids: json.dumps({"ack": ids}).encode(),
-            st.lists(st.one_of(st.text(max_size=40), st.integers(), st.none()), max_size=5),
+            lambda entries, v: json.dumps({"ack": entries, "v": v}).encode(),
+            st.lists(
+                st.one_of(
+                    st.text(max_size=40),
+                    st.integers(),
+                    st.none(),
+                    st.fixed_dictionaries(
+                        {
+                            "alert_id": st.sampled_from(["a" * 32, "A" * 32, "a" * 31]),
+                            "secret": st.one_of(st.text(max_size=34), st.sampled_from(["0" * 32])),
+                        }
+                    ),
+                ),
+                max_size=5,
+            ),
+            st.one_of(st.just(2), st.integers(), st.none()),
         ),
     )
 )
 def test_fuzzed_acks_decode_or_fail_cleanly(payload: bytes) -> None:
     try:
-        ids = decode_ack(payload)
+        proofs = decode_ack(payload)
     except AlertEnvelopeError:
         return
-    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 and len(s) == 16 for i, s in proofs)
