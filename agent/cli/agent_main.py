@@ -8,6 +8,8 @@ import os
 # contention with the camera and model threads (measured by `lfr-agent bench`,
 # match_ms_* vs match_ms_*_blas1). Must be set before numpy loads.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# OpenCV's own console chatter (e.g. DNN back-end notices) is not for technicians.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 from collections.abc import Sequence
 
