@@ -7,7 +7,7 @@ APT_PACKAGES := mosquitto mosquitto-clients libsystemd-dev pkg-config libcap-dev
 MODELS_DIR ?= var/models
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup apt venv models test test-fast lint typecheck bench demo arm64-smoke clean
+.PHONY: setup apt venv models test test-fast lint typecheck bench demo hil hil-short arm64-smoke clean
 
 setup: apt venv models ## install system packages, the virtualenv and the pinned models
 
@@ -46,6 +46,12 @@ bench: setup
 
 demo: setup ## the whole system end to end on this machine
 	$(BIN)/python -m hil.demo --models-dir $(MODELS_DIR)
+
+hil: setup ## the virtual HIL rig: every scenario, report in var/hil
+	$(BIN)/python -m hil.rig run --rig hil/rigs/virtual.toml --out var/hil --models-dir $(MODELS_DIR)
+
+hil-short: setup ## the short HIL rig (CI form, a few minutes), report in var/hil-short
+	$(BIN)/python -m hil.rig run --rig hil/rigs/virtual.toml --out var/hil-short --short --models-dir $(MODELS_DIR)
 
 arm64-smoke: venv ## aarch64 proof under qemu: install in an arm64 Debian root, embed faces, compare with this host
 	$(SUDO) hil/arm64-smoke.sh

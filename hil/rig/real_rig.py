@@ -1,0 +1,398 @@
+"""The real rig: the same scenarios against an installed device, reached over SSH (its files,
+journal and service) and over the site's MQTT broker (activations, watchlists, alerts).
+
+Wiring (see ``hil/rigs/real-rig.example.toml`` and ``hil/README.md``):
+
+* the device runs ``lfr-agent`` as the systemd service ``lfr-agent``; the rig's SSH user
+  may run ``sudo -n`` for ``systemctl``, ``nft``, ``find`` and reading the state folder;
+* its camera looks at a monitor on the rig machine, which shows the synthetic scene in a
+  loop (``show_scene``); the scene clock is the moment the loop started;
+* the rig acts as the hub for the device: it holds the operator key store that enrolled
+  the device (``[hub] hub_dir``) and receives alerts with the hub's broker client files.
+  Stop the site's own alert worker during a run, or it will take the alerts first.
+
+What a real device cannot do on command is reported as "not run" with the reason: a torn
+outbox write needs a power cut, a lost feed needs the camera unplugged, a broker restart
+needs the broker's host; the clock-jump step is left to a technician (``date -s`` on the
+device with NTP off) because stepping a device's clock from a script can strand it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+from agent.errors import UsageError
+from agent.hub.activation_issuer import ActivationIssuer
+from agent.hub.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
+from agent.hub.alert_store import AlertRow, AlertStore
+from agent.hub.deployment_reports import DeploymentReportStore, ReportReceiver
+from agent.hub.operator_keys import HubKeyStore
+from agent.matching.watchlist_bundle import WatchlistContent, build_bundle
+from agent.transport.mqtt_link import MqttLink, MqttSettings
+from agent.transport.topics import ALL_EVENTS, activation_topic, watchlist_topic
+from agent.trust.audit_log import verify_audit_log
+from agent.trust.key_files import load_public_key
+from agent.vision.model_store import resolve_models
+from agent.vision.still_photo import StillPhotoAnalyser
+from hil.rig.network_faults import NetworkFaults
+from hil.rig.rig_description import RigDescription
+from hil.rig.scenarios.scenario_support import (
+    ActivationSent,
+    AuditEvent,
+    NotAvailable,
+    parse_audit,
+    wait_for,
+)
+from hil.rig.virtual_rig import ENROLMENT_PHOTO, make_scene
+from hil.synthetic_scene import SceneTruth
+
+NFT_TABLE = "lfrhil"
+
+
+class SshPartition:
+    """A partition made on the device: nftables drops the broker's port (SSH stays up)."""
+
+    mode = "device nftables"
+
+    def __init__(self, rig: RealRig, port: int) -> None:
+        self.rig, self.port = rig, port
+        self.note = f"real device; partition = nftables drop of port {port} on the device"
+
+    def partition(self) -> None:
+        rules = (
+            f"table inet {NFT_TABLE} {{ chain out {{ type filter hook output priority 0; "
+            f"tcp dport {self.port} drop; }} chain in {{ type filter hook input priority 0; "
+            f"tcp sport {self.port} drop; }} }}"
+        )
+        self.rig.ssh(f"sudo -n nft -f - <<'EOF'\n{rules}\nEOF")
+
+    def heal(self) -> None:
+        self.rig.ssh(f"sudo -n nft delete table inet {NFT_TABLE}")
+
+
+class RealRig:
+    def __init__(
+        self,
+        desc: RigDescription,
+        out_dir: Path,
+        models_dir: Path,
+        shared_data: Path,
+        say: Any = print,
+    ) -> None:
+        self.desc = desc
+        self.models_dir, self.shared_data = models_dir, shared_data
+        self.device_id = desc.device.id
+        self.work_dir = out_dir / "work"
+        self.say = say
+        self.notes: list[str] = []
+        self.state = desc.device.state_dir
+        self.network: NetworkFaults = SshPartition(self, desc.broker.port)
+        self._receipts: list[tuple[float, Receipt]] = []
+        self._reports: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._deployments = 0
+        self._display_started = 0.0
+        self._stop_display = threading.Event()
+        self._closers: list[Any] = []
+
+    # -- SSH -----------------------------------------------------------------------------------
+    def ssh(self, command: str, timeout: float = 60.0) -> str:
+        proc = subprocess.run(
+            [
+                "ssh",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=10",
+                self.desc.device.ssh,
+                command,
+            ],
+            capture_output=True,
+            timeout=timeout,
+        )
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip().splitlines()
+            raise UsageError(
+                f"rig: ssh {self.desc.device.ssh}: {err[-1] if err else proc.returncode}"
+            )
+        return proc.stdout.decode(errors="replace")
+
+    # -- set-up --------------------------------------------------------------------------------
+    def setup(self) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.ssh("true")
+        self.truth: SceneTruth = make_scene(
+            self.desc, self.work_dir / "scene", self.shared_data, self.models_dir
+        )
+        self.hub = HubKeyStore.open(Path(self.desc.hub_dir))
+        self._enrol()
+        self.store = AlertStore(self.work_dir / "hub-alerts.db")
+        self.store.register_device_key(self.device_id, self._device_signing_public())
+        self.report_store = DeploymentReportStore(self.work_dir / "hub-alerts.db")
+        self._closers += [self.store.close, self.report_store.close]
+        b = self.desc.broker
+        self.link = MqttLink(
+            MqttSettings(
+                host=b.host,
+                port=b.port,
+                ca_file=Path(b.ca_file),
+                cert_file=Path(b.cert_file),
+                key_file=Path(b.key_file),
+                client_id=f"hub-hil-{secrets.token_hex(3)}",
+                keepalive_s=5,
+                session_expiry_s=3600,
+                reconnect_min_s=0.2,
+                reconnect_max_s=2.0,
+            )
+        )
+        self.worker = HubAlertWorker(
+            self.link,
+            AlertReceiver(self.store, self.hub.alert_private_key()),
+            on_receipt=self._on_receipt,
+        )
+        self.link.subscribe(
+            ALL_EVENTS,
+            ReportReceiver(self.report_store, self.store.device_key, self._on_report).handle,
+        )
+        self.worker.start()
+        self._closers.append(self.worker.stop)
+        if not self.link.wait_connected(20):
+            raise UsageError(f"rig: cannot reach the broker at {b.host}:{b.port}")
+        self.ssh(f"sudo -n touch {shlex.quote(self._marker)}")
+        self._show_scene()
+
+    @property
+    def _marker(self) -> str:
+        return "/run/lfr-hil.marker"
+
+    def _device_public(self, name: str, kind: Any) -> Any:
+        local = self.work_dir / name
+        local.write_text(
+            self.ssh(f"sudo -n cat {shlex.quote(self.desc.device.keys_dir + '/' + name)}")
+        )
+        return load_public_key(local, kind)
+
+    def _device_signing_public(self) -> Ed25519PublicKey:
+        key: Ed25519PublicKey = self._device_public("device-ed25519-pub.pem", Ed25519PublicKey)
+        return key
+
+    def _show_scene(self) -> None:
+        """Loop the scene full-screen on the monitor the device's camera looks at."""
+        frames = []
+        for f in self.truth.frames:
+            image = cv2.imread(str(self.truth.frames_dir / f.file))
+            if image is None:
+                raise UsageError(f"rig: scene frame {f.file} unreadable")
+            frames.append(image)
+        fps = self.truth.spec.fps
+        cv2.namedWindow("lfr-hil", cv2.WND_PROP_FULLSCREEN)
+        cv2.setWindowProperty("lfr-hil", cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+        self._display_started = time.time()
+
+        def loop() -> None:
+            while not self._stop_display.is_set():
+                i = int((time.time() - self._display_started) * fps) % len(frames)
+                cv2.imshow("lfr-hil", frames[i])
+                cv2.waitKey(max(1, int(500 / fps)))
+
+        threading.Thread(target=loop, daemon=True).start()
+
+    def scene_origin(self, gate_opened: float) -> float:
+        pass_s = len(self.truth.frames) / self.truth.spec.fps
+        loops = -(-(gate_opened - self._display_started) // pass_s)
+        return self._display_started + loops * pass_s
+
+    def teardown(self) -> None:
+        self._stop_display.set()
+        for close in reversed(self._closers):
+            close()
+
+    def _on_receipt(self, receipt: Receipt) -> None:
+        with self._lock:
+            self._receipts.append((time.time(), receipt))
+
+    def _on_report(self, body: dict[str, Any]) -> None:
+        with self._lock:
+            self._reports.append(body)
+
+    # -- deployments (as the hub) -------------------------------------------------------------
+    def _issuer(self) -> ActivationIssuer:
+        return ActivationIssuer(self.hub, self.desc.hub_operator)
+
+    def new_deployment(self, label: str) -> str:
+        self._deployments += 1
+        return f"hil-{self._deployments:02d}-{label}-{secrets.token_hex(2)}"
+
+    def _enrol(self) -> None:
+        """Embeddings of the watched and distractor identities' enrolment photos."""
+        models = resolve_models(self.models_dir)
+        analyser = StillPhotoAnalyser(models)
+        self.ref_identity: dict[str, str] = {}
+        rows = []
+        feed = self.desc.feed
+        for k, ident in enumerate((*feed.watched, *feed.distractors)):
+            image = cv2.imread(str(self.shared_data / "faces" / ident / ENROLMENT_PHOTO))
+            emb = analyser.embed_central(image) if image is not None else None
+            if emb is None:
+                raise UsageError(f"rig: identity {ident}: no face found in {ENROLMENT_PHOTO}")
+            self.ref_identity[f"subject-{k + 1:04d}"] = ident
+            rows.append(emb)
+        self._embeddings = np.stack(rows)
+        self._model = models["embedder"]
+
+    def load_watchlist(self, deployment_id: str) -> str:
+        now = time.time()
+        content = WatchlistContent(
+            deployment_id=deployment_id,
+            devices=(self.device_id,),
+            created_at=now,
+            expires_at=now + 12 * 3600,
+            model_id=self._model.model_id,
+            model_sha256=self._model.sha256,
+            refs=list(self.ref_identity),
+            embeddings=self._embeddings,
+        )
+        exchange = self._device_public("device-x25519-pub.pem", X25519PublicKey)
+        bundle = build_bundle(content, self.hub.watchlist_signing_key(), {self.device_id: exchange})
+        self.link.publish(watchlist_topic(self.device_id), bundle.data)
+        wait_for(
+            "the watchlist stored on the device",
+            lambda: any(bundle.watchlist_hash in f for f in self.watchlist_files()),
+            60,
+            poll=1.0,
+        )
+        return bundle.watchlist_hash
+
+    def activate(
+        self, deployment_id: str, watchlist_hash: str, duration_s: int, lease_s: int
+    ) -> ActivationSent:
+        not_before = int(time.time())
+        doc = self._issuer().activation(
+            self.device_id,
+            deployment_id,
+            duration_s,
+            lease_s,
+            watchlist_hash,
+            0.5,
+            "HIL rig",
+            not_before=not_before,
+        )
+        sent = time.time()
+        self.link.publish(activation_topic(self.device_id), doc)
+        return ActivationSent(
+            deployment_id, watchlist_hash, sent, not_before, not_before + duration_s, lease_s
+        )
+
+    def renew(self, deployment_id: str, lease_s: int) -> float:
+        doc = self._issuer().renewal(self.device_id, deployment_id, lease_s)
+        sent = time.time()
+        self.link.publish(activation_topic(self.device_id), doc)
+        return sent
+
+    def stop_deployment(self, deployment_id: str, reason: str) -> float:
+        doc = self._issuer().stop(self.device_id, deployment_id, reason)
+        sent = time.time()
+        self.link.publish(activation_topic(self.device_id), doc)
+        return sent
+
+    # -- the hub's view -----------------------------------------------------------------------
+    def stored_alerts(self) -> list[AlertRow]:
+        return self.store.list_alerts(device_id=self.device_id, limit=100_000)
+
+    def receipts(self) -> list[tuple[float, Receipt]]:
+        with self._lock:
+            return list(self._receipts)
+
+    def reports(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._reports)
+
+    # -- the device over SSH ------------------------------------------------------------------
+    def audit(self) -> list[AuditEvent]:
+        return parse_audit(self.ssh(f"sudo -n cat {shlex.quote(self.state)}/audit.jsonl"))
+
+    def audit_verified(self) -> str:
+        data = self.ssh(f"sudo -n cat {shlex.quote(self.state)}/audit.jsonl").encode()
+        verify_audit_log(data, self._device_signing_public())
+        entries = data.count(b"\n")
+        return f"{entries} entries verified against the device key"
+
+    def _ls(self, folder: str, pattern: str = "*") -> list[str]:
+        out = self.ssh(
+            f"sudo -n find {shlex.quote(self.state + '/' + folder)} -maxdepth 1 -type f "
+            f"-name {shlex.quote(pattern)} -printf '%f\\n' 2>/dev/null || true"
+        )
+        return sorted(out.split())
+
+    def outbox_entries(self) -> list[str]:
+        return self._ls("outbox", "*.alert")
+
+    def watchlist_files(self) -> list[str]:
+        return self._ls("watchlists")
+
+    def device_log_text(self) -> str:
+        return self.ssh(f"sudo -n {self.desc.device.log_command}")
+
+    def _wait_active(self) -> None:
+        wait_for(
+            "the agent service active",
+            lambda: self.ssh("systemctl is-active lfr-agent || true").strip() == "active",
+            120,
+            poll=1.0,
+        )
+
+    def start_device(self) -> None:
+        self.ssh("sudo -n systemctl start lfr-agent")
+        self._wait_active()
+
+    def stop_device(self) -> int:
+        self.ssh("sudo -n systemctl stop lfr-agent")
+        out = self.ssh("systemctl show -p ExecMainStatus --value lfr-agent").strip()
+        return int(out) if out.isdigit() else -1
+
+    def kill_device(self) -> None:
+        self.ssh("sudo -n systemctl kill -s KILL lfr-agent")
+
+    def tear_outbox(self) -> list[str]:
+        raise NotAvailable("a torn write on a real device needs a power cut mid-alert (by hand)")
+
+    def feed_lost(self) -> None:
+        raise NotAvailable("unplug the camera by hand; the rig cannot cut a real camera's feed")
+
+    def feed_back(self) -> None:
+        raise NotAvailable("re-plug the camera by hand")
+
+    def restart_broker(self) -> None:
+        raise NotAvailable("the site broker runs on the hub host; restart it there by hand")
+
+    def writable_changes(self) -> tuple[list[str], list[str] | None]:
+        out = self.ssh(
+            f"sudo -n find / -xdev -type f -newer {shlex.quote(self._marker)} "
+            "-not -path '/proc/*' -not -path '/sys/*' -not -path '/var/log/journal/*' "
+            "-not -path '/run/*' 2>/dev/null || true"
+        )
+        new = [p for p in out.split() if not p.startswith(self.state + "/")]
+        tmp = [p for p in new if p.startswith(("/tmp/", "/var/tmp/"))]
+        return [p for p in new if p not in tmp], tmp
+
+    def unexpected_egress(self) -> tuple[int, list[str]]:
+        raise NotAvailable("watch the device's uplink at the site switch (port mirror) instead")
+
+    def plaintext_images(self) -> tuple[int, list[str]]:
+        q = shlex.quote(self.state)
+        count = int(self.ssh(f"sudo -n find {q} -type f | wc -l").strip() or 0)
+        found = self.ssh(
+            f"sudo -n grep -rlaE $'\\xff\\xd8\\xff\\xe0\\x00\\x10JFIF|\\x89PNG' {q} || true"
+        )
+        return count, found.split()
