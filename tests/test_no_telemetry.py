@@ -27,7 +27,9 @@ models = resolve_models(__import__('pathlib').Path({str(models_dir)!r}))
 emb = FaceEmbedder(models["embedder"])
 emb.embed([np.zeros((112, 112, 3), np.uint8)])
 """
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
     assert res.returncode == 0, res.stderr
     assert [p for p in home.rglob("*")] == []
     after = SES.stat().st_mtime_ns if SES.exists() else None
