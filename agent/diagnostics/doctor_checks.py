@@ -218,8 +218,7 @@ def check_clock(clock: Clock) -> CheckResult:
 
 def check_broker(cfg: AgentConfig, timeout_s: float = 5.0) -> CheckResult:
     """A short real connection with the device certificate: CONNACK success or not."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+    from agent.transport.mqtt_link import MqttLinkError, MqttSettings, make_tls_client
 
     m = cfg.mqtt
     where = f"{m.host}:{m.port}"
@@ -238,19 +237,11 @@ def check_broker(cfg: AgentConfig, timeout_s: float = 5.0) -> CheckResult:
         outcome.setdefault("error", "connection failed (network, TLS or certificate)")
         done.set()
 
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"{cfg.device.id}-doctor", protocol=mqtt.MQTTv5
-    )
     try:
-        client.tls_set(
-            ca_certs=str(m.ca_file),
-            certfile=str(m.cert_file),
-            keyfile=str(m.key_file),
-            cert_reqs=ssl.CERT_REQUIRED,
-            tls_version=ssl.PROTOCOL_TLS_CLIENT,
-        )
-    except (ssl.SSLError, OSError) as exc:
-        return _fail("broker", f"cannot load the TLS files ({exc})", "lfr-agent enrol status")
+        # Its own client id and a clean session: never takes over the agent's session.
+        client = make_tls_client(MqttSettings.from_config(m, client_id=f"{cfg.device.id}-doctor"))
+    except MqttLinkError as exc:
+        return _fail("broker", str(exc), "lfr-agent enrol status")
 
     def on_disconnect(client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         outcome.setdefault("error", f"connection closed by the broker ({rc})")

@@ -86,6 +86,28 @@ class PublishResult:
 PublishCallback = Callable[[PublishResult], None]
 
 
+def make_tls_client(s: MqttSettings) -> mqtt.Client:
+    """A paho MQTT v5 client with the mutual-TLS files of ``s`` loaded (not yet connected).
+
+    Raises MqttLinkError naming a missing or unreadable file.
+    """
+    for what, path in (("CA", s.ca_file), ("certificate", s.cert_file), ("key", s.key_file)):
+        if not Path(path).is_file():
+            raise MqttLinkError(f"mqtt: {what} file {path} not found")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=mqtt.MQTTv5)
+    try:
+        client.tls_set(
+            ca_certs=str(s.ca_file),
+            certfile=str(s.cert_file),
+            keyfile=str(s.key_file),
+            cert_reqs=ssl.CERT_REQUIRED,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+    except (ssl.SSLError, OSError) as exc:
+        raise MqttLinkError(f"mqtt: cannot load TLS files ({exc})") from exc
+    return client
+
+
 class MqttLink:
     """A started link reconnects by itself until ``stop()``."""
 
@@ -117,22 +139,7 @@ class MqttLink:
 
     def _make_client(self) -> mqtt.Client:
         s = self.settings
-        for what, path in (("CA", s.ca_file), ("certificate", s.cert_file), ("key", s.key_file)):
-            if not Path(path).is_file():
-                raise MqttLinkError(f"mqtt: {what} file {path} not found")
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=mqtt.MQTTv5
-        )
-        try:
-            client.tls_set(
-                ca_certs=str(s.ca_file),
-                certfile=str(s.cert_file),
-                keyfile=str(s.key_file),
-                cert_reqs=ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        except (ssl.SSLError, OSError) as exc:
-            raise MqttLinkError(f"mqtt: cannot load TLS files ({exc})") from exc
+        client = make_tls_client(s)
         client.reconnect_delay_set(
             max(1, math.ceil(s.reconnect_min_s)), max(1, math.ceil(s.reconnect_max_s))
         )

@@ -13,11 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from agent.cli.common import require
-from agent.cli.hub_commands.broker_args import DEFAULT_PKI_DIR, add_broker_args, parse_broker
+from agent.cli.hub_commands.broker_args import (
+    DEFAULT_PKI_DIR,
+    add_broker_args,
+    parse_broker,
+    settings_from_args,
+)
 from agent.errors import UsageError
 from agent.hub.device_enrolment import approve, list_devices, open_request
 from agent.hub.operator_keys import HubKeyStore
 from agent.provisioning.enrolment_bundle import format_fingerprint
+from agent.transport.mqtt_link import MqttLinkError, make_tls_client
 from agent.trust.key_files import write_atomic
 from agent.trust.signed_document import key_id
 
@@ -118,8 +124,6 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def read_statuses(args: argparse.Namespace) -> dict[str, str]:
     """Device id → online/offline from the retained status messages on the broker."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
 
     host, port = parse_broker(args.broker)
     for p in (args.ca, args.cert, args.key):
@@ -149,21 +153,10 @@ def read_statuses(args: argparse.Namespace) -> dict[str, str]:
         with lock:
             seen[parts[2]] = state
 
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=args.client_id,
-        protocol=mqtt.MQTTv5,
-    )
     try:
-        client.tls_set(
-            ca_certs=str(args.ca),
-            certfile=str(args.cert),
-            keyfile=str(args.key),
-            cert_reqs=ssl.CERT_REQUIRED,
-            tls_version=ssl.PROTOCOL_TLS_CLIENT,
-        )
-    except (ssl.SSLError, OSError) as exc:
-        raise UsageError(f"device list: cannot load the TLS files ({exc})") from exc
+        client = make_tls_client(settings_from_args(args))
+    except MqttLinkError as exc:
+        raise UsageError(f"device list: {exc}") from exc
     client.on_connect = on_connect
     client.on_message = on_message
     try:
