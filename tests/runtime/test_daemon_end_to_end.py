@@ -19,12 +19,16 @@ import cv2
 import numpy as np
 import pytest
 
+from agent.camera.frame_source import Frame
 from agent.hub.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
 from agent.hub.alert_store import AlertStore
 from agent.hub.deployment_reports import DeploymentReportStore, ReportReceiver
+from agent.matching.watchlist_bundle import SealedBundle
+from agent.transport.mqtt_link import MqttLink
 from agent.transport.topics import ALL_EVENTS, status_topic
 from agent.trust.audit_log import verify_audit_log
 from agent.trust.device_keys import load_device_signing_public
+from agent.vision.face_pipeline import MatchCandidate
 from agent.vision.model_store import resolve_models
 from agent.vision.still_photo import StillPhotoAnalyser
 from hil.local_broker import MosquittoBroker
@@ -100,21 +104,40 @@ def site(tmp_path: Path, mqtt_broker: MosquittoBroker, models_dir: Path) -> Iter
     yield VirtualSite(tmp_path / "site", mqtt_broker, models_dir, device_id="lfr-e2e-01")
 
 
-def test_a_deployment_end_to_end(
-    site: VirtualSite, scene: Path, shared_data: Path, models_dir: Path, tmp_path: Path
-) -> None:
+def watchlist_for(site: VirtualSite, shared_data: Path, models_dir: Path) -> SealedBundle:
     models = resolve_models(models_dir)
-    analyser = StillPhotoAnalyser(models)
     image = cv2.imread(str(shared_data / "faces" / WATCHED / "1.jpg"))
-    embedding = analyser.embed_central(image)
+    assert image is not None
+    embedding = StillPhotoAnalyser(models).embed_central(image)
     assert embedding is not None
-    bundle = site.build_watchlist(
+    return site.build_watchlist(
         ["subject-0001"],
         np.stack([embedding]),
         DEPLOYMENT,
         models["embedder"].model_id,
         models["embedder"].sha256,
     )
+
+
+def deliver_and_activate(site: VirtualSite, control: MqttLink, bundle: SealedBundle) -> None:
+    """The hub sends the watchlist, waits until the device holds it, then activates."""
+    site.send_watchlist(control, bundle)
+    wait_for(
+        "watchlist stored",
+        lambda: any((site.state_dir / "watchlists").glob(f"{bundle.watchlist_hash}*")),
+    )
+    site.send_control(
+        control,
+        site.issuer().activation(
+            site.device_id, DEPLOYMENT, 3600, 600, bundle.watchlist_hash, 0.5, "PS 0001 Test"
+        ),
+    )
+
+
+def test_a_deployment_end_to_end(
+    site: VirtualSite, scene: Path, shared_data: Path, models_dir: Path, tmp_path: Path
+) -> None:
+    bundle = watchlist_for(site, shared_data, models_dir)
 
     # The hub: receiver + acks for alerts, reports on the event topic.
     store = AlertStore(site.hub_db)
@@ -227,20 +250,6 @@ def test_a_deployment_end_to_end(
     reports.close()
 
 
-def watchlist_for(site: VirtualSite, shared_data: Path, models_dir: Path) -> object:
-    models = resolve_models(models_dir)
-    image = cv2.imread(str(shared_data / "faces" / WATCHED / "1.jpg"))
-    embedding = StillPhotoAnalyser(models).embed_central(image)
-    assert embedding is not None
-    return site.build_watchlist(
-        ["subject-0001"],
-        np.stack([embedding]),
-        DEPLOYMENT,
-        models["embedder"].model_id,
-        models["embedder"].sha256,
-    )
-
-
 def test_sigterm_mid_deployment_loses_no_alert(
     site: VirtualSite, scene: Path, shared_data: Path, models_dir: Path
 ) -> None:
@@ -253,20 +262,7 @@ def test_sigterm_mid_deployment_loses_no_alert(
     outbox = site.state_dir / "outbox"
     try:
         wait_for("the agent connected", lambda: "agent ready" in agent.log_text(), 120)
-        site.send_watchlist(control, bundle)  # type: ignore[arg-type]
-        wait_for("watchlist stored", lambda: any((site.state_dir / "watchlists").glob("*")))
-        site.send_control(
-            control,
-            site.issuer().activation(
-                site.device_id,
-                DEPLOYMENT,
-                3600,
-                600,
-                bundle.watchlist_hash,
-                0.5,
-                "PS 0001 Test",  # type: ignore[attr-defined]
-            ),
-        )
+        deliver_and_activate(site, control, bundle)
         # No hub worker is listening: the alert is sealed but never acknowledged.
         wait_for("an alert in the outbox", lambda: any(outbox.glob("*.alert")))
     finally:
@@ -322,13 +318,13 @@ def test_watchdog_pings_stop_when_the_pipeline_stalls(
     release = threading.Event()
     real_process = daemon.pipeline.process
 
-    def wedged(frame: object) -> list[object]:
+    def wedged(frame: Frame) -> list[MatchCandidate]:
         release.wait(60)  # a model call that never returns
-        return real_process(frame)  # type: ignore[arg-type]
+        return real_process(frame)
 
     daemon.start()
     try:
-        site.send_watchlist(control, bundle)  # type: ignore[arg-type]
+        site.send_watchlist(control, bundle)
         wait_for("watchlist stored", lambda: any((site.state_dir / "watchlists").glob("*")))
         wait_for("watchdog pings", lambda: notify.seen("WATCHDOG=1"))
         daemon.pipeline.process = wedged  # type: ignore[method-assign]
@@ -341,7 +337,7 @@ def test_watchdog_pings_stop_when_the_pipeline_stalls(
                 600,
                 bundle.watchlist_hash,
                 0.5,
-                "PS 0001 Test",  # type: ignore[attr-defined]
+                "PS 0001 Test",
             ),
         )
         wait_for("the camera open", lambda: daemon._state == "active")
@@ -383,20 +379,7 @@ def test_a_watchlist_wiped_by_the_technician_closes_the_camera(
     daemon = AgentDaemon(cfg)
     daemon.start()
     try:
-        site.send_watchlist(control, bundle)  # type: ignore[arg-type]
-        wait_for("watchlist stored", lambda: any((site.state_dir / "watchlists").glob("*")))
-        site.send_control(
-            control,
-            site.issuer().activation(
-                site.device_id,
-                DEPLOYMENT,
-                3600,
-                600,
-                bundle.watchlist_hash,
-                0.5,
-                "PS 0001 Test",  # type: ignore[attr-defined]
-            ),
-        )
+        deliver_and_activate(site, control, bundle)
         wait_for("the camera open", lambda: daemon.gate.state is GateState.ACTIVE)
         res = subprocess.run(
             [
@@ -423,7 +406,7 @@ def test_a_watchlist_wiped_by_the_technician_closes_the_camera(
         if '"gate.closed"' in line
     ]
     assert closes and closes[0]["fields"]["reason"] == "watchlist-missing"
-    assert not any((site.state_dir / "watchlists").glob(f"{bundle.watchlist_hash}*"))  # type: ignore[attr-defined]
+    assert not any((site.state_dir / "watchlists").glob(f"{bundle.watchlist_hash}*"))
 
 
 def test_reactivating_the_live_deployment_keeps_its_watchlist(
@@ -438,7 +421,7 @@ def test_reactivating_the_live_deployment_keeps_its_watchlist(
     daemon = AgentDaemon(cfg)
     daemon.start()
     try:
-        assert daemon.watchlists.import_bundle(bundle.data).status == "stored"  # type: ignore[attr-defined]
+        assert daemon.watchlists.import_bundle(bundle.data).status == "stored"
         for duration in (600, 3600):  # the operator extends the window with a new activation
             result = daemon.handle_control_document(
                 site.issuer().activation(
@@ -448,12 +431,12 @@ def test_reactivating_the_live_deployment_keeps_its_watchlist(
                     300,
                     bundle.watchlist_hash,
                     0.5,
-                    "PS 0001",  # type: ignore[attr-defined]
+                    "PS 0001",
                 )
             )
             assert result == f"activated {DEPLOYMENT}", result
             assert daemon.gate.state is GateState.ACTIVE
-        assert any((site.state_dir / "watchlists").glob(f"{bundle.watchlist_hash}*"))  # type: ignore[attr-defined]
+        assert any((site.state_dir / "watchlists").glob(f"{bundle.watchlist_hash}*"))
         assert (
             daemon.handle_control_document(
                 site.issuer().stop(site.device_id, DEPLOYMENT, "officers left")
@@ -467,4 +450,4 @@ def test_reactivating_the_live_deployment_keeps_its_watchlist(
     assert ended == ["reactivated", "stopped"]
     stops = [e["fields"] for e in audit if e["event"] == "control.stop"]
     assert stops and stops[0]["reason"] == "officers left"
-    assert not any((site.state_dir / "watchlists").glob(f"{bundle.watchlist_hash}*"))  # type: ignore[attr-defined]
+    assert not any((site.state_dir / "watchlists").glob(f"{bundle.watchlist_hash}*"))
