@@ -10,8 +10,9 @@ secret as stored with it, which only a hub that decrypted the alert can know; an
 from a device that predates ack secrets has none and is not acknowledged (the device
 keeps it until its retention period).
 
-Replays: a byte-identical re-send of an alert already stored is a duplicate (not stored
-again, acknowledged again so the device can delete it); an envelope re-using a stored
+Replays: a byte-identical re-send of an alert already stored, or stored and since purged
+by retention (its tombstone remains), is a duplicate (not stored again, acknowledged
+again so the device can delete it); an envelope re-using a stored
 alert id or sequence number with other bytes, one arriving on another device's topic,
 one sealed longer ago than the retention period, or one signed by a key not enrolled for
 that device is rejected. Rejections are logged with the reason and topic, never content.
@@ -119,8 +120,16 @@ class AlertReceiver:
             else:
                 self.stats.duplicates += 1
         if result is StoreResult.DUPLICATE:
+            purged = (
+                " (purged by retention earlier)"
+                if self.store.is_purged(alert.header.alert_id)
+                else ""
+            )
             log.info(
-                "alert %s from %s: duplicate, not stored again", alert.header.alert_id, device_id
+                "alert %s from %s: duplicate, not stored again%s",
+                alert.header.alert_id,
+                device_id,
+                purged,
             )
         return Receipt(result.value, topic, device_id, alert)
 

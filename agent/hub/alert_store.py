@@ -9,6 +9,13 @@ number is refused.
 ``alerts.ack_secret`` keeps the secret sealed inside each alert, which the hub's
 acknowledgement must carry for the device to delete its copy (NULL for alerts from
 devices that predate it). It is only a proof of receipt, not content.
+
+A retention purge deletes an alert with its crops and outcomes but leaves a tombstone
+in ``purged_alerts``: the id, device, sequence, envelope hash and ack secret, nothing
+about the face or the match. A camera that never got its ack keeps re-sending; the
+tombstone makes such a late copy a duplicate (acknowledged, never stored again), and a
+different envelope re-using the id or sequence a conflict. Every purge run, including
+one that found nothing, is a row of ``purge_log``: the hub's record that retention ran.
 """
 
 from __future__ import annotations
@@ -66,6 +73,23 @@ CREATE TABLE IF NOT EXISTS crops (
     jpeg     BLOB NOT NULL,
     PRIMARY KEY (alert_id, kind)
 );
+CREATE TABLE IF NOT EXISTS purge_log (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    at           REAL NOT NULL,
+    older_than_s REAL NOT NULL,
+    cutoff       REAL NOT NULL,
+    alerts       INTEGER NOT NULL,
+    by_ref       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS purged_alerts (
+    alert_id        TEXT PRIMARY KEY,
+    device_id       TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    envelope_sha256 TEXT NOT NULL,
+    ack_secret      BLOB,
+    purge_id        INTEGER NOT NULL REFERENCES purge_log (id),
+    UNIQUE (device_id, seq)
+);
 CREATE TABLE IF NOT EXISTS adjudications (
     id        INTEGER PRIMARY KEY AUTOINCREMENT,
     alert_id  TEXT NOT NULL REFERENCES alerts (alert_id) ON DELETE CASCADE,
@@ -106,6 +130,18 @@ class AlertRow:
     outcome_by: str | None
 
 
+@dataclass(frozen=True)
+class PurgeRecord:
+    """One run of the retention purge."""
+
+    purge_id: int
+    at: float
+    older_than_s: float
+    cutoff: float
+    alerts: int
+    by_ref: str
+
+
 class AlertStore:
     """One connection per store object; safe to share between threads of one process."""
 
@@ -122,6 +158,8 @@ class AlertStore:
             self._db.execute("PRAGMA busy_timeout=30000")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            # Deleted crops are overwritten with zeros instead of lingering in free pages.
+            self._db.execute("PRAGMA secure_delete=ON")
             self._init_schema()
         except (sqlite3.Error, OSError) as exc:
             raise AlertStoreError(f"alert store: {path}: cannot open ({exc})") from exc
@@ -196,11 +234,17 @@ class AlertStore:
         try:
             with self._tx() as db:
                 existing = db.execute(
-                    "SELECT envelope_sha256 FROM alerts WHERE alert_id = ?", (h.alert_id,)
+                    "SELECT envelope_sha256 FROM alerts WHERE alert_id = ? UNION ALL "
+                    "SELECT envelope_sha256 FROM purged_alerts WHERE alert_id = ?",
+                    (h.alert_id, h.alert_id),
                 ).fetchone()
                 if existing is not None:
                     same = existing[0] == alert.envelope_sha256
                     return StoreResult.DUPLICATE if same else StoreResult.CONFLICT
+                if db.execute(
+                    "SELECT 1 FROM purged_alerts WHERE device_id = ? AND seq = ?", (h.device, h.seq)
+                ).fetchone():
+                    return StoreResult.CONFLICT
                 db.execute(
                     "INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
@@ -240,10 +284,13 @@ class AlertStore:
         return StoreResult.STORED
 
     def ack_secret(self, alert_id: str) -> bytes | None:
-        """The ack secret stored with an alert (None if unknown or from an older device)."""
+        """The ack secret stored with an alert, or kept in its tombstone after a purge
+        (None if unknown or from an older device)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT ack_secret FROM alerts WHERE alert_id = ?", (alert_id,)
+                "SELECT ack_secret FROM alerts WHERE alert_id = ? UNION ALL "
+                "SELECT ack_secret FROM purged_alerts WHERE alert_id = ?",
+                (alert_id, alert_id),
             ).fetchone()
         return None if row is None or row[0] is None else bytes(row[0])
 
@@ -311,21 +358,65 @@ class AlertStore:
             )
         return self.get(row.alert_id)
 
-    def purge_older_than(self, age_s: float, audit: AuditFn | None = None) -> int:
-        """Delete alerts (with crops and adjudications) received more than ``age_s`` ago."""
-        cutoff = time.time() - age_s
+    def is_purged(self, alert_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM purged_alerts WHERE alert_id = ?", (alert_id,)
+            ).fetchone()
+        return row is not None
+
+    def purge_older_than(
+        self, age_s: float, audit: AuditFn | None = None, *, by_ref: str = "alerts purge"
+    ) -> int:
+        """``purge`` returning only the number of alerts deleted."""
+        return self.purge(age_s, audit, by_ref=by_ref).alerts
+
+    def purge(
+        self, age_s: float, audit: AuditFn | None = None, *, by_ref: str = "alerts purge"
+    ) -> PurgeRecord:
+        """Delete alerts (with crops and adjudications) received more than ``age_s`` ago,
+        leave a tombstone for each and record the run in ``purge_log``, in one commit."""
+        now = time.time()
+        cutoff = now - age_s
         with self._tx() as db:
-            ids = [
-                r[0]
-                for r in db.execute(
-                    "SELECT alert_id FROM alerts WHERE received_at < ?", (cutoff,)
-                ).fetchall()
-            ]
+            rows = db.execute(
+                "SELECT alert_id, device_id, seq, envelope_sha256, ack_secret FROM alerts "
+                "WHERE received_at < ?",
+                (cutoff,),
+            ).fetchall()
+            cur = db.execute(
+                "INSERT INTO purge_log (at, older_than_s, cutoff, alerts, by_ref) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (now, age_s, cutoff, len(rows), by_ref),
+            )
+            purge_id = int(cur.lastrowid or 0)
+            db.executemany(
+                "INSERT OR IGNORE INTO purged_alerts VALUES (?, ?, ?, ?, ?, ?)",
+                [(*r, purge_id) for r in rows],
+            )
             db.execute("DELETE FROM alerts WHERE received_at < ?", (cutoff,))
-        for aid in ids:
+        if rows:
+            # The write-ahead log still holds the old pages (crops included) until a
+            # checkpoint copies the zeroed pages back and truncates it.
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for r in rows:
             if audit is not None:
-                audit("hub.alert_purged", {"alert_id": aid})
-        return len(ids)
+                audit("hub.alert_purged", {"alert_id": r[0]})
+        return PurgeRecord(purge_id, now, age_s, cutoff, len(rows), by_ref)
+
+    def purge_log(self, limit: int = 50) -> list[PurgeRecord]:
+        """The latest purge runs, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, at, older_than_s, cutoff, alerts, by_ref FROM purge_log "
+                "ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            PurgeRecord(int(r[0]), float(r[1]), float(r[2]), float(r[3]), int(r[4]), str(r[5]))
+            for r in rows
+        ]
 
 
 def _row(r: tuple[object, ...]) -> AlertRow:

@@ -141,8 +141,12 @@ def open_report(
         raise ReportError(f"report: {exc}") from exc
     body = doc.body
     for name, kind_ in _REQUIRED.items():
-        if not isinstance(body.get(name), kind_) or isinstance(body.get(name), bool):
+        value = body.get(name)
+        if not isinstance(value, kind_) or isinstance(value, bool):
             raise ReportError(f"report: field {name!r} missing or of the wrong type")
+        # SQLite stores 64-bit integers; a larger one would fail the insert, not the check.
+        if isinstance(value, int) and not 0 <= value < 2**63:
+            raise ReportError(f"report: field {name!r} is out of range")
     if body["device_id"] != device_id:
         raise ReportError(f"report: names device {body['device_id']!r} but came from {device_id!r}")
     return body

@@ -161,7 +161,12 @@ class MqttLink:
             self._client.subscribe(topic_filter, qos=1)
 
     def add_connect_listener(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` (in paho's thread) after every successful connect."""
+        """Call ``listener`` after every successful connect, reconnects included.
+
+        It runs in paho's network thread, after the subscriptions of that connection were
+        requested, so it may publish (e.g. refresh a retained status) but must not block.
+        Listeners run in the order added; one that raises is logged and the rest still run.
+        """
         self._connect_listeners.append(listener)
 
     def start(self) -> None:

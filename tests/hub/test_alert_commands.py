@@ -20,7 +20,7 @@ from agent.transport.alert_outbox import AlertOutbox
 from agent.transport.alert_publisher import AlertPublisher
 from agent.transport.mqtt_link import MqttLink
 from agent.transport.topics import alert_topic
-from agent.trust.alert_envelope import seal_alert
+from agent.trust.alert_envelope import open_alert, seal_alert
 from agent.trust.key_files import write_private_key
 
 DEV = "lfr-test-01"
@@ -72,6 +72,25 @@ def test_list_show_adjudicate_purge(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "purged 3" in capsys.readouterr().out
 
 
+def test_purges_are_recorded_and_listed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "alerts.db")
+    ids = filled_db(tmp_path / "alerts.db", 2)
+    time.sleep(0.01)
+    assert hub_main(["alerts", "purge", "--db", db, "--older-than", "0m"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert "purge 1: purged 2 alerts" in line and line.endswith("by alerts purge")
+    assert hub_main(["alerts", "purge", "--db", db]) == 0
+    assert "purge 2: purged 0 alerts received more than 31 days ago" in capsys.readouterr().out
+    assert hub_main(["alerts", "purges", "--db", db]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [("purge 2:" in out[0]), ("purge 1:" in out[1])] == [True, True] and len(out) == 2
+    assert hub_main(["alerts", "purges", "--db", db, "--json", "--limit", "1"]) == 0
+    (record,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert (record["purge_id"], record["alerts"], record["older_than_days"]) == (2, 0, 31)
+    # The record names no alert and holds nothing about a face.
+    assert not any(i in json.dumps(record) for i in ids)
+
+
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
@@ -108,7 +127,17 @@ def test_bad_arguments_are_one_line_usage_errors(
 @pytest.mark.system
 def test_watch_stores_prints_and_acks(mqtt_broker: MosquittoBroker, tmp_path: Path) -> None:
     db = tmp_path / "hub.db"
-    AlertStore(db).register_device_key(DEV, KEYS.device.public_key())
+    store = AlertStore(db)
+    store.register_device_key(DEV, KEYS.device.public_key())
+    # Received 40 days ago: the watch's retention purge at start removes it.
+    old = seal_alert(
+        make_content(DEV, 99), seq=99, device_key=KEYS.device, hub_key=KEYS.hub.public_key()
+    )
+    opened = open_alert(
+        old.envelope, sender=DEV, device_key=KEYS.device.public_key(), hub_key=KEYS.hub
+    )
+    store.store_alert(opened, received_at=time.time() - 40 * 86400)
+    store.close()
     write_private_key(tmp_path / "hub-alert-key.pem", KEYS.hub)
     ca, cert, key = mqtt_broker.client_files(HUB_CN)
     watch = subprocess.Popen(
@@ -165,6 +194,12 @@ def test_watch_stores_prints_and_acks(mqtt_broker: MosquittoBroker, tmp_path: Pa
         printed = [json.loads(line) for line in out.splitlines()]
         assert sorted(p["alert_id"] for p in printed) == sorted(ids)
         assert all(p["device"] == DEV and p["outcome"] is None for p in printed)
+        assert "purged 1 alerts received more than 31 days ago" in err
+        assert "by alerts watch hub-main-1" in err
+        store = AlertStore(db)
+        assert [(r.alerts, r.by_ref) for r in store.purge_log()] == [(1, "alerts watch hub-main-1")]
+        assert store.is_purged(old.header.alert_id) and store.count() == 3
+        store.close()
         deadline = time.monotonic() + 20
         while len(box) and time.monotonic() < deadline:
             time.sleep(0.05)

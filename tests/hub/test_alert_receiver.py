@@ -76,6 +76,22 @@ def test_rejections_name_the_reason_and_log_no_content(
     assert caplog.text.count("alert rejected") == len(cases)
 
 
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"[" * 200_000, "nested deeper"),
+        (b"1" * 5000, "out of range"),
+        (b'{"payload": ' + b"9" * 5000 + b"}", "out of range"),
+    ],
+    ids=["deep-nesting", "huge-integer", "huge-integer-in-object"],
+)
+def test_hostile_json_is_rejected_with_the_reason(
+    receiver: AlertReceiver, payload: bytes, reason: str
+) -> None:
+    r = receiver.receive(alert_topic(DEV), payload)
+    assert r.outcome == "rejected" and reason in (r.reason or "")
+
+
 def test_a_tampered_envelope_is_rejected(receiver: AlertReceiver) -> None:
     doc = json.loads(sealed(1))
     body = json.loads(base64.b64decode(doc["payload"]))
@@ -91,6 +107,17 @@ def test_reused_sequence_under_a_new_id_is_rejected(receiver: AlertReceiver) -> 
     assert r.outcome == "rejected" and "replay or forgery" in (r.reason or "")
 
 
+def test_a_purged_alert_sent_again_is_a_duplicate_not_stored(receiver: AlertReceiver) -> None:
+    env = sealed(1)
+    assert receiver.receive(alert_topic(DEV), env).outcome == "stored"
+    time.sleep(0.01)
+    assert receiver.store.purge_older_than(0) == 1
+    r = receiver.receive(alert_topic(DEV), env)
+    assert r.outcome == "duplicate" and r.alert is not None
+    assert receiver.store.count() == 0
+    assert (receiver.stats.stored, receiver.stats.duplicates) == (1, 1)
+
+
 @settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -104,6 +131,19 @@ def test_reused_sequence_under_a_new_id_is_rejected(receiver: AlertReceiver) -> 
     payload=st.one_of(
         st.binary(max_size=4096),
         st.builds(lambda o: json.dumps(o).encode(), st.dictionaries(st.text(), st.text())),
+        st.builds(
+            lambda o: json.dumps(o).encode(),
+            st.recursive(
+                st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False),
+                lambda inner: (
+                    st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+                ),
+                max_leaves=20,
+            ),
+        ),
+        st.builds(lambda n: b"[" * n + b"]" * n, st.integers(0, 200_000)),
+        st.builds(lambda n: b'{"payload":' + b"9" * n + b"}", st.integers(1, 20_000)),
         st.builds(
             lambda p: canonical_json(
                 {
@@ -175,6 +215,48 @@ def test_worker_stores_then_acks_and_survives_garbage(
 
 
 @pytest.mark.system
+def test_worker_acknowledges_a_late_copy_of_a_purged_alert(
+    mqtt_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    store = AlertStore(tmp_path / "hub.db")
+    store.register_device_key(DEV, KEYS.device.public_key())
+    receiver = AlertReceiver(store, KEYS.hub)
+    alert = seal_alert(
+        make_content(DEV, 1), seq=1, device_key=KEYS.device, hub_key=KEYS.hub.public_key()
+    )
+    assert receiver.receive(alert_topic(DEV), alert.envelope).outcome == "stored"
+    time.sleep(0.01)
+    assert store.purge_older_than(0) == 1
+    receipts: list[Receipt] = []
+    worker = HubAlertWorker(
+        MqttLink(mqtt_broker.client_settings(HUB_CN, "hub-w1")),
+        receiver,
+        on_receipt=receipts.append,
+    )
+    acks: list[list[tuple[str, bytes]]] = []
+    got_ack = threading.Event()
+
+    def on_ack(topic: str, payload: bytes) -> None:
+        acks.append(decode_ack(payload))
+        got_ack.set()
+
+    dev = MqttLink(mqtt_broker.client_settings(DEV))
+    dev.subscribe(ack_topic(DEV), on_ack)
+    worker.start()
+    dev.start()
+    try:
+        assert worker.link.wait_connected(10) and dev.wait_connected(10)
+        dev.publish(alert_topic(DEV), alert.envelope)  # the camera never got its first ack
+        assert got_ack.wait(15)
+        assert acks == [[(alert.header.alert_id, alert.ack_secret)]]
+        assert [r.outcome for r in receipts] == ["duplicate"]
+        assert store.count() == 0 and store.crop(alert.header.alert_id) is None
+    finally:
+        dev.stop()
+        worker.stop()
+
+
+@pytest.mark.system
 def test_two_workers_in_a_share_group_split_the_load_and_store_each_alert_once(
     mqtt_broker: MosquittoBroker, tmp_path: Path
 ) -> None:
@@ -198,7 +280,15 @@ def test_two_workers_in_a_share_group_split_the_load_and_store_each_alert_once(
         for env in envelopes + envelopes[:10]:  # ten redeliveries
             dev.publish(alert_topic(DEV), env)
         deadline = time.monotonic() + 20
-        while sum(w.receiver.stats.received for w in workers) < 50 and time.monotonic() < deadline:
+        # ``received`` counts a message as it starts; wait for its outcome instead.
+        while (
+            time.monotonic() < deadline
+            and sum(
+                w.receiver.stats.stored + w.receiver.stats.duplicates + w.receiver.stats.rejected
+                for w in workers
+            )
+            < 50
+        ):
             time.sleep(0.05)
         stats = [w.receiver.stats for w in workers]
         assert all(s.received > 0 for s in stats)  # both workers took a share

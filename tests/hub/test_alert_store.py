@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
 import stat
 import threading
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from support.alert_factory import AlertKeys, make_content
+from support.alert_factory import FAKE_JPEG, AlertKeys, make_content
 
 from agent.errors import UsageError
 from agent.hub.alert_store import AlertStore, AlertStoreError, StoreResult
@@ -20,9 +21,14 @@ from agent.trust.alert_envelope import OpenedAlert, open_alert, seal_alert
 KEYS = AlertKeys.generate()
 
 
-def opened(seq: int, device: str = "lfr-test-01", alert_id: str | None = None) -> OpenedAlert:
+def opened(
+    seq: int,
+    device: str = "lfr-test-01",
+    alert_id: str | None = None,
+    jpeg: bytes = FAKE_JPEG,
+) -> OpenedAlert:
     sealed = seal_alert(
-        make_content(device, seq, scene=True),
+        make_content(device, seq, scene=True, jpeg=jpeg),
         seq=seq,
         device_key=KEYS.device,
         hub_key=KEYS.hub.public_key(),
@@ -126,6 +132,71 @@ def test_purge_removes_old_alerts_with_their_crops(tmp_path: Path) -> None:
     assert [r.alert_id for r in store.list_alerts()] == [new.header.alert_id]
     assert store.crop(old.header.alert_id) is None
     assert events == [("hub.alert_purged", {"alert_id": old.header.alert_id})]
+
+
+def test_purged_crops_leave_no_bytes_in_the_database_files(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "a.db")
+    face = os.urandom(30_000)  # stands for a crop: bytes found nowhere else, several pages
+    needle = face[10_000:10_064]
+    old = opened(1, jpeg=FAKE_JPEG + face)
+    new = opened(2)
+    store.store_alert(old, received_at=time.time() - 40 * 86400)
+    store.store_alert(new)
+
+    def on_disk() -> bytes:
+        return b"".join(p.read_bytes() for p in sorted(tmp_path.glob("a.db*")))
+
+    assert needle in on_disk()
+    assert store.purge_older_than(31 * 86400) == 1
+    assert needle not in on_disk()
+    assert store.crop(new.header.alert_id) == new.content.probe_jpeg
+
+
+def test_purge_leaves_a_tombstone_so_a_late_redelivery_is_a_duplicate(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "a.db")
+    old, new = opened(1), opened(2)
+    store.store_alert(old, received_at=time.time() - 40 * 86400)
+    store.store_alert(new)
+    assert store.purge_older_than(31 * 86400) == 1
+    # The camera never got its ack and sends the same bytes again, after the purge.
+    assert store.store_alert(old) is StoreResult.DUPLICATE
+    assert store.count() == 1 and store.crop(old.header.alert_id) is None
+    assert store.is_purged(old.header.alert_id) and not store.is_purged(new.header.alert_id)
+    # The ack proof survives in the tombstone, so the duplicate can be acknowledged.
+    assert store.ack_secret(old.header.alert_id) == old.ack_secret
+    # Other bytes under the purged id, or the purged (device, seq) under a new id: refused.
+    assert store.store_alert(opened(3, alert_id=old.header.alert_id)) is StoreResult.CONFLICT
+    assert store.store_alert(opened(1)) is StoreResult.CONFLICT
+    store.close()
+    reopened = AlertStore(tmp_path / "a.db")
+    assert reopened.store_alert(old) is StoreResult.DUPLICATE  # kept across restarts
+    assert reopened.count() == 1
+
+
+def test_tombstones_hold_no_content(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "a.db")
+    store.store_alert(opened(1), received_at=time.time() - 40 * 86400)
+    store.purge_older_than(31 * 86400)
+    store.close()
+    db = sqlite3.connect(tmp_path / "a.db")
+    columns = {r[1] for r in db.execute("PRAGMA table_info(purged_alerts)")}
+    assert columns == {"alert_id", "device_id", "seq", "envelope_sha256", "ack_secret", "purge_id"}
+    assert db.execute("SELECT count(*) FROM purged_alerts").fetchone() == (1,)
+    for table in ("alerts", "crops", "adjudications"):
+        assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+
+
+def test_every_purge_run_is_recorded(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "a.db")
+    for seq in (1, 2):
+        store.store_alert(opened(seq), received_at=time.time() - 40 * 86400)
+    store.store_alert(opened(3))
+    first = store.purge(31 * 86400, by_ref="alerts watch hub-main-1")
+    second = store.purge(31 * 86400)
+    assert (first.alerts, first.by_ref) == (2, "alerts watch hub-main-1")
+    assert (second.alerts, second.by_ref) == (0, "alerts purge")
+    assert first.cutoff == pytest.approx(first.at - 31 * 86400)
+    assert AlertStore(tmp_path / "a.db").purge_log() == [second, first]
 
 
 def test_device_key_registry(tmp_path: Path) -> None:

@@ -4,10 +4,15 @@
 
 STATE_DIR holds the device keys (``device-key.pem``, ``hub-alert-pub.pem``), the outbox
 and ``committed.log`` — one alert id per line, appended after ``submit`` returned (so
-the entry was durably in the outbox). The process submits alerts until the log has
-COUNT lines, keeps delivering, and exits 0 once the outbox is empty (every alert
-acknowledged by the hub). Each change of the publisher's count of ignored (forged or
-malformed) acks is logged as ``forged_acks=N`` in ``sender.log``.
+the entry was durably in the outbox). A SIGKILL between the two leaves an entry the log
+lacks; at start the process appends the ids of such entries, so the log lists every
+alert the device committed, once. The process submits alerts until the log has COUNT
+lines, keeps delivering until the outbox is empty (every alert acknowledged by the
+hub), then publishes ``SENTINEL`` on its alert topic and exits 0 once the broker has
+taken it. The hub rejects the sentinel; as it comes from the same client on the same
+topic as every alert copy before it, its arrival at the hub means no copy is still in
+flight. Each change of the publisher's count of ignored (forged or malformed) acks is
+logged as ``forged_acks=N`` in ``sender.log``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,11 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.transport.alert_outbox import AlertOutbox
 from agent.transport.alert_publisher import AlertPublisher
-from agent.transport.mqtt_link import MqttLink, MqttSettings
+from agent.transport.mqtt_link import MqttLink, MqttSettings, PublishResult
+from agent.transport.topics import alert_topic
 from agent.trust.key_files import load_private_key, load_public_key
 from support.alert_factory import make_content
 
 RESEND_AFTER_S = 5.0
+SENTINEL = b"end of alerts: sentinel"
 
 
 def main(argv: list[str]) -> int:
@@ -72,7 +80,16 @@ def main(argv: list[str]) -> int:
         resend_after_s=RESEND_AFTER_S,
     )
     log_path = state_dir / "committed.log"
-    done = len(log_path.read_text().split()) if log_path.exists() else 0
+    logged = log_path.read_text().split() if log_path.exists() else []
+    known = set(logged)
+    unlogged = [e.alert_id for e in outbox.pending() if e.alert_id not in known]
+    if unlogged:
+        logging.info("committed but unlogged before the last stop: %d", len(unlogged))
+        with open(log_path, "a", encoding="ascii") as f:
+            f.write("".join(aid + "\n" for aid in unlogged))
+            f.flush()
+            os.fsync(f.fileno())
+    done = len(logged) + len(unlogged)
     link.start()
     publisher.start()
     forged = 0
@@ -96,6 +113,17 @@ def main(argv: list[str]) -> int:
         time.sleep(0.1)
     note_forged()
     publisher.stop()
+    taken = threading.Event()
+    results: list[PublishResult] = []
+
+    def got(result: PublishResult) -> None:
+        results.append(result)
+        taken.set()
+
+    link.publish(alert_topic(device_id), SENTINEL, on_result=got)
+    if not taken.wait(120) or not results[0].ok:
+        logging.error("sentinel not taken by the broker: %s", results)
+        return 3
     link.stop()
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 import socket
 import ssl
@@ -76,17 +77,26 @@ def test_publish_to_another_devices_topic_is_an_error(mqtt_broker: MosquittoBrok
     hub.start()
     dev = MqttLink(mqtt_broker.client_settings("dev-a"))
     dev.start()
+    owner = MqttLink(mqtt_broker.client_settings("dev-b"))
+    owner.start()
     try:
-        assert hub.wait_connected(10) and dev.wait_connected(10)
+        assert hub.wait_connected(10) and dev.wait_connected(10) and owner.wait_connected(10)
         denied = publish_and_wait(dev, alert_topic("dev-b"), b"forged")
         assert not denied.ok
         assert denied.reason_code == 135  # not authorised
-        # A later allowed publish arrives, and the forged one never did.
         assert publish_and_wait(dev, alert_topic("dev-a"), b"real").ok
-        assert inbox.wait_for(1)
-        time.sleep(0.2)
-        assert [t for t, _ in inbox.messages] == ["lfr/v1/dev-a/alert"]
+        # The broker routes a message to its subscribers while handling the PUBLISH,
+        # before its PUBACK; a copy of the forged message would therefore sit in the
+        # hub's session queue ahead of a sentinel published on the same topic after
+        # that PUBACK, and a session's queue is delivered in order.
+        assert publish_and_wait(owner, alert_topic("dev-b"), b"sentinel").ok
+        assert inbox.wait_for(2)
+        assert sorted(inbox.messages) == [
+            ("lfr/v1/dev-a/alert", b"real"),
+            ("lfr/v1/dev-b/alert", b"sentinel"),
+        ]
     finally:
+        owner.stop()
         dev.stop()
         hub.stop()
 
@@ -104,10 +114,15 @@ def test_device_cannot_read_another_devices_topics(mqtt_broker: MosquittoBroker)
     try:
         assert spy.wait_connected(10) and dev.wait_connected(10)
         assert publish_and_wait(dev, alert_topic("dev-a"), b"x").ok
-        # The owner's own subscription sees it, so delivery works; the spy sees nothing.
+        # The owner's own subscription sees it, so delivery works.
         assert own_inbox.wait_for(1)
-        time.sleep(0.3)
-        assert spy_inbox.messages == []
+        # The spy's own alert topic matches its wildcard subscription. A leaked copy of
+        # the message above was queued to the spy's session when the broker handled it,
+        # before its PUBACK; the sentinel is published after that PUBACK, so it is
+        # queued, and delivered, after any such copy.
+        assert publish_and_wait(spy, alert_topic("dev-b"), b"sentinel").ok
+        assert spy_inbox.wait_for(1)
+        assert spy_inbox.messages == [("lfr/v1/dev-b/alert", b"sentinel")]
     finally:
         dev.stop()
         spy.stop()
@@ -166,6 +181,52 @@ def test_status_is_retained_and_last_will_reports_offline(
         proxy.cut()  # the device vanishes without a DISCONNECT: the broker sends its will
         assert inbox.wait_for(2)
         assert inbox.messages[1] == ("lfr/v1/dev-a/status", b"offline")
+    finally:
+        dev.stop()
+        hub.stop()
+        proxy.close()
+
+
+def test_connect_listeners_run_on_every_reconnect_and_may_fail_alone(
+    mqtt_broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = TcpCutProxy(mqtt_broker.port)
+    settings = dataclasses.replace(mqtt_broker.client_settings("dev-a"), port=proxy.port)
+    dev = MqttLink(settings, status_topic=status_topic("dev-a"))
+    calls: list[tuple[str, str]] = []
+
+    def broken() -> None:
+        calls.append(("broken", threading.current_thread().name))
+        raise RuntimeError("listener bug")
+
+    def refresh_status() -> None:
+        # What the daemon does: after the broker published the will, say "online" again.
+        calls.append(("refresh", threading.current_thread().name))
+        dev.publish_status(b'{"state":"online"}')
+
+    dev.add_connect_listener(broken)
+    dev.add_connect_listener(refresh_status)
+    inbox = Inbox()
+    hub = MqttLink(mqtt_broker.client_settings(HUB_CN, "hub-status"))
+    hub.subscribe("lfr/v1/+/status", inbox)
+    caplog.set_level(logging.ERROR, logger="agent.transport.mqtt_link")
+    dev.start()
+    try:
+        assert dev.wait_connected(10)
+        hub.start()
+        assert hub.wait_connected(10)
+        assert inbox.wait_for(1)
+        assert inbox.messages[0] == ("lfr/v1/dev-a/status", b'{"state":"online"}')
+        proxy.cut()  # the broker publishes the will
+        assert inbox.wait_for(2)
+        assert inbox.messages[1] == ("lfr/v1/dev-a/status", b"offline")
+        proxy.restore()
+        assert inbox.wait_for(3, timeout=20)
+        assert inbox.messages[2] == ("lfr/v1/dev-a/status", b'{"state":"online"}')
+        assert [name for name, _ in calls] == ["broken", "refresh"] * 2
+        assert all(thread != threading.main_thread().name for _, thread in calls)
+        assert caplog.text.count("on_connected handler failed") == 2
+        assert dev.connected
     finally:
         dev.stop()
         hub.stop()

@@ -1,4 +1,5 @@
-"""lfr-hub alerts watch|list|show|adjudicate|purge — receiving and adjudicating alerts."""
+"""lfr-hub alerts watch|list|show|adjudicate|purge|purges — receiving and adjudicating
+alerts, and the retention purge with its record."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from agent.cli.common import require
 from agent.cli.hub_commands.broker_args import add_broker_args, settings_from_args
 from agent.errors import UsageError
 from agent.hub.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
-from agent.hub.alert_store import OUTCOMES, AlertRow, AlertStore
+from agent.hub.alert_store import OUTCOMES, AlertRow, AlertStore, PurgeRecord
 from agent.hub.deployment_reports import DeploymentReportStore, ReportReceiver, summary_line
 from agent.transport.mqtt_link import MqttLink
 from agent.transport.topics import ALL_EVENTS, shared_subscription
@@ -107,6 +108,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pu.add_argument("--older-than", type=_age, default=_age("31d"), help="age such as 31d")
     pu.set_defaults(handler=cmd_purge)
 
+    pl = asub.add_parser("purges", help="the record of retention purges, newest first")
+    _db_arg(pl)
+    pl.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    pl.add_argument("--json", action="store_true", help="JSON lines")
+    pl.set_defaults(handler=cmd_purges)
+
 
 def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -173,9 +180,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     try:
         while args.count == 0 or new < args.count:
             if time.monotonic() - last_purge > PURGE_EVERY_S or last_purge == 0.0:
-                purged = store.purge_older_than(args.retention)
-                if purged:
-                    print(f"purged {purged} alerts older than retention", file=sys.stderr)
+                record = store.purge(args.retention, by_ref=f"alerts watch {args.client_id}")
+                if record.alerts:
+                    print(_purge_line(record), file=sys.stderr, flush=True)
                 last_purge = time.monotonic()
             time.sleep(0.2)
     finally:
@@ -224,8 +231,39 @@ def cmd_adjudicate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _purge_line(r: PurgeRecord) -> str:
+    return (
+        f"{_iso(r.at)}  purge {r.purge_id}: purged {r.alerts} alerts received more than "
+        f"{r.older_than_s / 86400:g} days ago (before {_iso(r.cutoff)}), by {r.by_ref}"
+    )
+
+
 def cmd_purge(args: argparse.Namespace) -> int:
     store = _store(args)
-    n = store.purge_older_than(args.older_than)
-    print(f"purged {n} alerts received more than {args.older_than / 86400:g} days ago")
+    try:
+        print(_purge_line(store.purge(args.older_than, by_ref="alerts purge")))
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_purges(args: argparse.Namespace) -> int:
+    require(args.limit >= 1, "--limit: must be at least 1")
+    store = _store(args)
+    try:
+        for r in store.purge_log(args.limit):
+            if args.json:
+                fields = {
+                    "purge_id": r.purge_id,
+                    "at": _iso(r.at),
+                    "older_than_days": r.older_than_s / 86400,
+                    "cutoff": _iso(r.cutoff),
+                    "alerts": r.alerts,
+                    "by": r.by_ref,
+                }
+                print(json.dumps(fields))
+            else:
+                print(_purge_line(r))
+    finally:
+        store.close()
     return 0

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.cli.common import require
-from agent.errors import CheckFailed
+from agent.errors import UsageError
 from agent.hub.deployment_reports import DeploymentReportStore, summary_line
 
 DEFAULT_DB = Path("/var/lib/lfr-hub/alerts.db")
@@ -58,7 +58,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if not reports:
-        raise CheckFailed(f"reports: no report for deployment {args.deployment_id!r}")
+        raise UsageError(f"reports: no report for deployment {args.deployment_id[:80]!r}")
     for r in reports:
         if args.json:
             print(json.dumps(r.body, indent=2, sort_keys=True))
