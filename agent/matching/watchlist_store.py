@@ -11,11 +11,15 @@ Life of a watchlist on the device:
    (mode 0600) next to ``index.json`` (hash, deployment, times; no biometrics).
 2. **bind**: only an activation that names the watchlist hash gets it decrypted
    (all checks again) into an in-memory ``Gallery``.
+   The activation's window end (``not_after``) is recorded in the index.
 3. **release**: the activation lapsed; the gallery memory is overwritten, the
-   sealed file stays for the next activation of the same deployment.
-4. **wipe**: on deployment end, signed stop, operator command, or in any case
-   24 h after expiry (``tick``): the file is overwritten with zeros, fsynced,
-   unlinked, its folder fsynced, and the gallery memory is cleared.
+   sealed file stays for the next activation of the same deployment, but only
+   until the recorded window end.
+4. **wipe**: on deployment end, signed stop, operator command, at the end of
+   the last activation window it was bound to (``tick``: a deployment that ended
+   by a lapsed lease, a camera failure or a restart and was never stopped), or
+   in any case 24 h after expiry (``tick``): the file is overwritten with zeros,
+   fsynced, unlinked, its folder fsynced, and the gallery memory is cleared.
 
 Every step is audited: ``watchlist.loaded``, ``watchlist.bound``,
 ``watchlist.released``, ``watchlist.wiped`` (+reason), ``watchlist.refused``
@@ -33,7 +37,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +88,8 @@ class StoredWatchlist:
     model_id: str
     imported_at: float
     size_bytes: int
+    #: End of the window of the last activation that bound it; wiped once passed.
+    window_ends_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +100,7 @@ class StoredWatchlist:
             "model_id": self.model_id,
             "imported_at": self.imported_at,
             "size_bytes": self.size_bytes,
+            "window_ends_at": self.window_ends_at,
         }
 
     @classmethod
@@ -107,6 +114,7 @@ class StoredWatchlist:
             str(d["model_id"]),
             float(d["imported_at"]),
             int(d["size_bytes"]),
+            None if d.get("window_ends_at") is None else float(d["window_ends_at"]),
         )
 
 
@@ -356,14 +364,19 @@ class WatchlistStore:
             return exc
 
     # -- bind / release -----------------------------------------------------------------
-    def bind(self, watchlist_hash: str, deployment_id: str) -> Gallery:
+    def bind(
+        self, watchlist_hash: str, deployment_id: str, window_ends_at: float | None = None
+    ) -> Gallery:
         """Decrypt the watchlist an activation names into memory and return its gallery.
 
+        ``window_ends_at`` is the activation's ``not_after``: the sealed file is wiped
+        once it passes, unless a later activation of the deployment binds it again.
         Raises WatchlistError (audited) when it is not stored, is for another
         deployment, or fails any check now (signature, device, model, expiry).
         """
         with self._locked():
             if self._bound and self._bound[0] == watchlist_hash and watchlist_hash in self._stored:
+                self._note_window(watchlist_hash, window_ends_at)
                 return self._bound[1]
             now = self._clock()
             meta = self._stored.get(watchlist_hash)
@@ -400,6 +413,7 @@ class WatchlistStore:
                 opened.wipe()  # the gallery holds its own copy; the decrypted buffer goes now
             self._release_locked("rebound")
             self._bound = (watchlist_hash, gallery)
+            self._note_window(watchlist_hash, window_ends_at)
             self._audit(
                 "watchlist.bound",
                 watchlist_hash=watchlist_hash,
@@ -407,6 +421,13 @@ class WatchlistStore:
                 entries=len(gallery),
             )
             return gallery
+
+    def _note_window(self, watchlist_hash: str, window_ends_at: float | None) -> None:
+        # The latest activation's window is the operator's latest word, shorter or longer.
+        meta = self._stored[watchlist_hash]
+        if window_ends_at is not None and meta.window_ends_at != window_ends_at:
+            self._stored[watchlist_hash] = replace(meta, window_ends_at=window_ends_at)
+            self._save_index()
 
     def release(self, reason: str = "activation-ended") -> None:
         """Clear the in-memory gallery; the sealed file stays."""
@@ -463,8 +484,10 @@ class WatchlistStore:
     def tick(self, now: float | None = None) -> list[str]:
         """Enforce time limits; the daemon calls this periodically.
 
-        A bound watchlist past its expiry is released from memory; any stored one
-        24 h past its expiry is wiped whether or not it was ever used.
+        A bound watchlist past its expiry is released from memory; a stored one whose
+        last activation window has ended is wiped (its deployment is over, however it
+        ended); any stored one 24 h past its expiry is wiped whether or not it was
+        ever used.
         """
         with self._locked():
             now = self._clock() if now is None else now
@@ -474,10 +497,17 @@ class WatchlistStore:
                     self._release_locked("wiped")
                 elif meta.expires_at <= now:
                     self._release_locked("expired")
+            window_over = [
+                h
+                for h, s in self._stored.items()
+                if s.window_ends_at is not None and now >= s.window_ends_at
+            ]
+            for h in window_over:
+                self._wipe_one(h, "window-ended")
             due = [h for h, s in self._stored.items() if now >= s.expires_at + WIPE_AFTER_EXPIRY_S]
             for h in due:
                 self._wipe_one(h, "24h-after-expiry")
-            return due
+            return window_over + due
 
 
 def _shred(path: Path) -> None:

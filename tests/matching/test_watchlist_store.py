@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from agent.matching.gallery import Gallery
 from agent.matching.watchlist_bundle import WatchlistContent, WatchlistError, build_bundle
 from agent.matching.watchlist_store import WIPE_AFTER_EXPIRY_S, WatchlistStore
-from agent.trust.audit_log import check_fields
+from agent.trust.audit_log import AuditLog, verify_audit_log
 from agent.trust.signed_document import key_id
 
 T0 = 1_800_000_000.0
@@ -36,12 +37,17 @@ class Env:
         self.sk = Ed25519PrivateKey.generate()
         self.dk = X25519PrivateKey.generate()
         self.clock = Clock()
-        self.events: list[tuple[str, dict[str, Any]]] = []
         self.galleries: list[Gallery] = []
+        # The device's real audit log: every step must be accepted by it and land in it.
+        self.audit_log = AuditLog.open(tmp / "audit.jsonl", self.sk, checkpoint_every=50)
+        self.audit = self.audit_log.append
 
-    def audit(self, event: str, **fields: Any) -> None:
-        check_fields(event, fields)  # the real audit log would refuse anything else
-        self.events.append((event, fields))
+    @property
+    def events(self) -> list[tuple[str, dict[str, Any]]]:
+        data = self.audit_log.path.read_bytes()
+        verify_audit_log(data, self.sk.public_key())  # raises if the chain is broken
+        entries = [json.loads(line) for line in data.splitlines()]
+        return [(e["event"], e["fields"]) for e in entries if not e["event"].startswith("audit.")]
 
     def finder(self, now: float):  # type: ignore[no-untyped-def]
         pk = self.sk.public_key()
@@ -235,6 +241,34 @@ def test_24h_after_expiry_wipes_even_without_activation(env: Env) -> None:
     assert s.tick() == [b.watchlist_hash]
     assert _files(s) == [] and s.stored() == []
     assert env.reasons("watchlist.wiped") == ["24h-after-expiry"]
+
+
+def test_window_end_wipes_a_deployment_that_was_never_stopped(env: Env) -> None:
+    # A lapsed lease (or a camera failure, or a restart) releases the gallery but keeps the
+    # sealed file for a re-activation; once the activation window is over it is wiped, and
+    # a restart in between does not forget the window.
+    s = env.store()
+    b = env.bundle(expires=T0 + 7 * 24 * 3600)
+    s.import_bundle(b.data)
+    s.bind(b.watchlist_hash, "dep-1", window_ends_at=T0 + 600)
+    s.release("lease-lapsed")
+    restarted = env.store()
+    assert restarted.tick(T0 + 599) == [] and len(_files(restarted)) == 1
+    assert restarted.tick(T0 + 600) == [b.watchlist_hash]
+    assert _files(restarted) == [] and restarted.stored() == []
+    assert env.reasons("watchlist.wiped") == ["window-ended"]
+
+
+def test_a_later_activation_moves_the_window_end(env: Env) -> None:
+    s = env.store()
+    b = env.bundle(expires=T0 + 7 * 24 * 3600)
+    s.import_bundle(b.data)
+    s.bind(b.watchlist_hash, "dep-1", window_ends_at=T0 + 600)
+    s.bind(b.watchlist_hash, "dep-1", window_ends_at=T0 + 1200)  # re-activated, still bound
+    assert s.tick(T0 + 900) == [] and s.bound_hash == b.watchlist_hash
+    s.release("lease-lapsed")
+    s.bind(b.watchlist_hash, "dep-1", window_ends_at=T0 + 300)  # the latest word wins
+    assert s.tick(T0 + 300) == [b.watchlist_hash] and s.bound_hash is None
 
 
 def test_orphan_file_from_a_crash_is_wiped_on_start(env: Env) -> None:
