@@ -115,7 +115,7 @@ class CameraSection:
     )
     device: str = spec(
         "",
-        "opencv: /dev/videoN, a camera index, an rtsp:// URL or a video file; replay: a folder of images or a video file.",
+        "picamera2: the camera number (empty for 0); opencv: /dev/videoN, a camera index, an rtsp:// URL or a video file; replay: a folder of images or a video file.",
     )
     width: int = spec(1280, "Capture width in pixels.", min=160, max=4096)
     height: int = spec(720, "Capture height in pixels.", min=120, max=3072)
@@ -476,6 +476,15 @@ def _build_section(name: str, cls: type[Any], raw: Any, problems: list[str]) -> 
         return None
 
 
+def picamera2_device_problem(cam: CameraSection) -> str | None:
+    """picamera2 numbers its cameras; anything else would silently select the wrong one."""
+    if cam.source != "picamera2" or not cam.device or cam.device.isdigit():
+        return None
+    return (
+        f"camera.device: picamera2 takes a camera number (0, 1, …; empty for 0), got {cam.device!r}"
+    )
+
+
 def _cross_checks(cfg: AgentConfig, problems: list[str]) -> None:
     m = cfg.models
     for role in ("detector", "embedder"):
@@ -486,6 +495,8 @@ def _cross_checks(cfg: AgentConfig, problems: list[str]) -> None:
             problems.append(f"models.{role}: required when models.{role}_sha256 is set")
     if cfg.camera.source in ("opencv", "replay") and not cfg.camera.device:
         problems.append(f"camera.device: required when camera.source is {cfg.camera.source}")
+    if (problem := picamera2_device_problem(cfg.camera)) is not None:
+        problems.append(problem)
     roi = cfg.detector.roi
     if roi and (roi[2] <= roi[0] or roi[3] <= roi[1]):
         problems.append("detector.roi: x1 must exceed x0 and y1 must exceed y0")
@@ -524,6 +535,8 @@ def load_config(path: Path) -> AgentConfig:
         raise ConfigError([f"config: {path}: is a directory"]) from exc
     except PermissionError as exc:
         raise ConfigError([f"config: {path}: permission denied"]) from exc
+    except OSError as exc:  # e.g. a path through a regular file, an I/O error
+        raise ConfigError([f"config: {path}: cannot read ({exc.strerror or exc})"]) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError([f"config: {path}: not UTF-8 text"]) from exc
     try:

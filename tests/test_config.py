@@ -75,6 +75,11 @@ def test_defaults_apply_when_sections_are_missing() -> None:
             "camera.device: required when camera.source is replay",
         ),
         (
+            minimal(camera={"source": "picamera2", "device": "/dev/video0"}),
+            "camera.device: picamera2 takes a camera number (0, 1, …; empty for 0), "
+            "got '/dev/video0'",
+        ),
+        (
             minimal(detector={"input_long_side": 650}),
             "detector.input_long_side: must be a multiple of 32, got 650",
         ),
@@ -129,6 +134,9 @@ def test_file_errors_are_one_line(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(binary)
+    # A path through a regular file fails even for root (ENOTDIR).
+    with pytest.raises(ConfigError, match=r"bin.toml/agent.toml: cannot read \(Not a directory\)"):
+        load_config(binary / "agent.toml")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.camera.frame_source import FrameSource
-from agent.config import CameraSection
+from agent.config import CameraSection, picamera2_device_problem
+from agent.errors import ConfigError
 
 
 def make_source(cam: CameraSection) -> FrameSource:
@@ -21,5 +22,7 @@ def make_source(cam: CameraSection) -> FrameSource:
         )
     from agent.camera.picamera2_source import Picamera2Source
 
-    num = int(cam.device) if cam.device.isdigit() else 0
+    if (problem := picamera2_device_problem(cam)) is not None:
+        raise ConfigError([problem])
+    num = int(cam.device) if cam.device else 0
     return Picamera2Source(num, cam.width, cam.height, cam.fps, cam.read_timeout_s)

@@ -48,30 +48,36 @@ class Picamera2Source(FrameSource):
             cam = Picamera2(self.camera_num)
         except CameraError:
             raise
-        except (
-            Exception
-        ) as exc:  # libcamera raises RuntimeError/IndexError for absent or busy cameras
+        except Exception as exc:  # picamera2 raises RuntimeError for absent or busy cameras
             raise CameraError(
-                f"picamera2: camera {self.camera_num} cannot be opened ({exc})"
+                f"picamera2: camera {self.camera_num} cannot be opened ({_root_cause(exc)})"
             ) from exc
         try:
             # "RGB888" in libcamera's naming is B,G,R byte order: exactly OpenCV's BGR.
+            # queue=False: each read waits for a frame exposed after it was asked for, rather
+            # than taking one picamera2 held back (stale, and still there after the sensor died).
             config = cam.create_video_configuration(
                 main={"size": (self.width, self.height), "format": "RGB888"},
                 controls={"FrameRate": float(self.fps)},
                 buffer_count=4,
+                queue=False,
             )
             cam.configure(config)
             cam.start()
         except Exception as exc:
             cam.close()
-            raise CameraError(f"picamera2: camera {self.camera_num} cannot start ({exc})") from exc
+            raise CameraError(
+                f"picamera2: camera {self.camera_num} cannot start ({_root_cause(exc)})"
+            ) from exc
         self._cam = cam
 
     def _close_device(self) -> None:
         cam, self._cam = self._cam, None
         if cam is not None:
             try:
+                # picamera2 runs stop() as a job queued behind any capture still waiting for
+                # a frame; with a dead sensor that capture never finishes, so stop() would hang.
+                cam.cancel_all_and_flush()
                 cam.stop()
             finally:
                 cam.close()
@@ -82,6 +88,8 @@ class Picamera2Source(FrameSource):
             job = self._cam.capture_request(wait=False)
             request = self._cam.wait(job, timeout=self.read_timeout_s)
         except TimeoutError as exc:
+            # The abandoned capture job would otherwise take the next frame, or block stop().
+            self._cam.cancel_all_and_flush()
             raise SourceDied(f"picamera2: no frame for {self.read_timeout_s} s") from exc
         except Exception as exc:
             raise SourceDied(f"picamera2: capture failed ({exc})") from exc
@@ -91,3 +99,10 @@ class Picamera2Source(FrameSource):
         finally:
             request.release()
         return image, t
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost message: picamera2 wraps libcamera's reason ("busy") in generic ones."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return str(exc) or type(exc).__name__

@@ -53,7 +53,7 @@ COMMANDS = [
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_main("lfr-agent", DESCRIPTION, COMMANDS, argv)
+    return run_main("lfr-agent", DESCRIPTION, COMMANDS, argv, device_config=True)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+# The top-level --config needs its own dest: argparse copies every subparser default over
+# the top-level namespace, so a shared "config" dest would be reset to None.
+TOP_CONFIG_DEST = "top_level_config"
+
+
 def make_parser(
-    prog: str, description: str
+    prog: str, description: str, device_config: bool = False
 ) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]]:
     parser = _Parser(
         prog=prog,
@@ -54,6 +59,16 @@ def make_parser(
         default=None,
         help="log verbosity (default: the config's logging.level, else info)",
     )
+    if device_config:
+        parser.add_argument(
+            "--config",
+            "-c",
+            dest=TOP_CONFIG_DEST,
+            type=Path,
+            default=None,
+            help="device config file for any command that reads one; a command's own --config "
+            f"wins (default: $LFR_AGENT_CONFIG or {DEFAULT_CONFIG_PATH})",
+        )
     sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=_Parser
     )
@@ -85,6 +100,34 @@ def load_args_config(args: argparse.Namespace) -> AgentConfig:
     return load_config(config_path(args))
 
 
+def apply_top_level_config(prog: str, args: argparse.Namespace) -> None:
+    """Hand ``lfr-agent --config F COMMAND`` to the command, unless it was given its own."""
+    top = getattr(args, TOP_CONFIG_DEST, None)
+    if top is None:
+        return
+    if not hasattr(args, "config"):
+        raise UsageError(f"--config: '{prog} {args.command}' reads no device config file")
+    if args.config is None:
+        args.config = top
+
+
+def config_log_level(args: argparse.Namespace) -> str | None:
+    """``logging.level`` of the config the command will read, when that config is valid.
+
+    Read before the command runs so its own log lines already follow the config. An
+    unreadable or invalid config is left for the command itself to report.
+    """
+    if not hasattr(args, "config"):
+        return None
+    path = config_path(args)
+    if args.config is None and path == DEFAULT_CONFIG_PATH and not path.exists():
+        return None
+    try:
+        return load_config(path).logging.level
+    except (LfrError, OSError):
+        return None
+
+
 def setup_logging(level: str | None) -> None:
     logging.basicConfig(
         level=getattr(logging, (level or "info").upper()),
@@ -93,19 +136,35 @@ def setup_logging(level: str | None) -> None:
     )
 
 
+def _os_error_line(exc: OSError) -> str:
+    """One line naming the path and the reason, e.g. ``/srv/x/out.npy: Not a directory``."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is not None and exc.filename2 is not None:
+        return f"{exc.filename} -> {exc.filename2}: {reason}"
+    if exc.filename is not None:
+        return f"{exc.filename}: {reason}"
+    return reason
+
+
 def run_main(
     prog: str,
     description: str,
     command_modules: Sequence[ModuleType],
     argv: Sequence[str] | None = None,
+    device_config: bool = False,
 ) -> int:
-    parser, sub = make_parser(prog, description)
+    """Parse, set up logging, run the command; map failures to one line and an exit code.
+
+    ``device_config`` adds the top-level ``--config`` (lfr-agent: the device config).
+    """
+    parser, sub = make_parser(prog, description, device_config)
     for module in command_modules:
         module.register(sub)
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
     handler: Handler = args.handler
     try:
+        apply_top_level_config(prog, args)
+        setup_logging(args.log_level or config_log_level(args))
         return handler(args)
     except LfrError as exc:
         for line in (
@@ -120,6 +179,11 @@ def run_main(
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # A file the command had to read or write failed (permissions, full disk, a path
+        # through a regular file): a runtime I/O failure, not a bug. Anything else propagates.
+        print(f"{prog}: error: {_os_error_line(exc)}", file=sys.stderr)
+        return 3
 
 
 def require(condition: bool, message: str) -> None:

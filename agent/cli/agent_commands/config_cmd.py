@@ -1,4 +1,4 @@
-"""lfr-agent config check|example"""
+"""lfr-agent config check [FILE] | example"""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from agent.cli.common import add_config_arg, config_path
 from agent.config import load_config, render_example
 from agent.errors import ConfigError
 
@@ -16,20 +17,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     chk = csub.add_parser(
         "check", help="validate FILE; exit 0 when valid, else print every problem"
     )
-    chk.add_argument("file", type=Path)
+    chk.add_argument(
+        "file", type=Path, nargs="?", help="config to check (default: the --config in effect)"
+    )
+    add_config_arg(chk)
     chk.set_defaults(handler=cmd_check)
     ex = csub.add_parser("example", help="print the example config with every key and its default")
     ex.set_defaults(handler=cmd_example)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    path: Path = args.file if args.file is not None else config_path(args)
     try:
-        load_config(args.file)
+        load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(f"{args.file}: {problem}", file=sys.stderr)
+            print(f"{path}: {problem}", file=sys.stderr)
         return 2
-    print(f"{args.file}: OK")
+    print(f"{path}: OK")
     return 0
 
 
