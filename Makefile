@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := mosquitto mosquitto-clients libsystemd-dev pkg-config libcap-dev gcc python3-dev systemd nftables iproute2
+# python3-venv: Debian's python3 has no ensurepip without it, so `python3 -m venv` fails.
+APT_PACKAGES := python3 python3-venv mosquitto mosquitto-clients libsystemd-dev pkg-config libcap-dev gcc python3-dev systemd nftables iproute2
 MODELS_DIR ?= var/models
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -18,7 +19,8 @@ apt:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-$(BIN)/python:
+# apt first: the venv needs python3-venv (order-only, so an existing venv is kept).
+$(BIN)/python: | apt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
@@ -30,15 +32,22 @@ models: venv
 	$(BIN)/lfr-agent models install --dir $(MODELS_DIR)
 	$(BIN)/lfr-agent models verify --dir $(MODELS_DIR)
 
+# pytest exits 5 when it collected nothing: a run that tested nothing is a failure here.
+PYTEST = rc=0; LFR_TEST_MODELS_DIR=$(abspath $(MODELS_DIR)) $(BIN)/python -m pytest -q $(1) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make $@: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
 test: setup ## the full test suite (slow, system and fault tests included)
-	LFR_TEST_MODELS_DIR=$(abspath $(MODELS_DIR)) $(BIN)/python -m pytest -q
+	$(call PYTEST)
 
-test-fast: ## unit tests only
-	LFR_TEST_MODELS_DIR=$(abspath $(MODELS_DIR)) $(BIN)/python -m pytest -q -m "not slow and not system and not fault"
+test-fast: venv ## unit tests only
+	$(call PYTEST,-m "not slow and not system and not fault")
 
-lint:
+lint: venv ## ruff (lint and format check) and mypy --strict
 	$(BIN)/ruff check agent tests hil
 	$(BIN)/ruff format --check agent tests hil
+	$(BIN)/mypy
+
+typecheck: venv ## mypy --strict on agent/ and hil/
 	$(BIN)/mypy
 
 bench: setup

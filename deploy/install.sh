@@ -19,6 +19,7 @@
 # What it sets up:
 #   /opt/lfr-agent                    virtualenv with the agent (lfr-agent, lfr-hub);
 #                                     docs/ holds the technician guide
+#   /opt/lfr-agent/pip-constraints.txt  numpy<2, only where apt's picamera2 is used
 #   /etc/lfr-agent                    0750 root:lfr-agent
 #   /etc/lfr-agent/agent.toml         0644, copied from the example only when absent
 #   /etc/lfr-agent/keys               0700 lfr-agent; key files in it 0600 lfr-agent
@@ -41,6 +42,7 @@ UNIT_DIR=/usr/lib/systemd/system
 SYSUSERS_DIR=/usr/lib/sysusers.d
 TMPFILES_DIR=/usr/lib/tmpfiles.d
 STAMP=$VENV/.lfr-installed-from
+PIP_CONSTRAINTS=$VENV/pip-constraints.txt
 
 APT_REQUIRED=(python3 python3-venv ca-certificates)
 # Build needs of systemd-python (journald logging and sd_notify).
@@ -283,6 +285,28 @@ make_venv() {
   rm -f "$D$STAMP"
 }
 
+write_constraints() {
+  local dest=$D$PIP_CONSTRAINTS want=""
+  # Raspberry Pi OS's picamera2 and simplejpeg (apt, seen through the system site
+  # packages) are built against apt's numpy 1.x. A numpy 2.x that pip resolves for
+  # the agent would shadow apt's numpy in the venv, and they would then refuse to
+  # import ("compiled using NumPy 1.x cannot be run in NumPy 2"): the camera breaks.
+  if picamera2_from_apt; then want="numpy<2"; fi
+  if [ -z "$want" ]; then
+    rm -f "$dest"
+  elif [ "$(cat "$dest" 2>/dev/null)" != "$want" ]; then
+    printf '%s\n' "$want" > "$dest"
+    chmod 0644 "$dest"
+    say "pip constraint for apt's picamera2: $want"
+  fi
+}
+
+pip_install_cmd() {  # pip_install_cmd ARRAY_NAME: "pip install", constrained when needed
+  local -n out=$1
+  out=("$D$VENV/bin/python" -m pip --quiet --disable-pip-version-check install)
+  [ ! -f "$D$PIP_CONSTRAINTS" ] || out+=(--constraint "$D$PIP_CONSTRAINTS")
+}
+
 source_fingerprint() {  # what is being installed: the wheel's or the source tree's hash
   if [ -n "$WHEEL" ]; then
     echo "wheel $(basename "$WHEEL") $(sha256sum "$WHEEL" | cut -d' ' -f1)"
@@ -296,9 +320,12 @@ source_fingerprint() {  # what is being installed: the wheel's or the source tre
 }
 
 install_package() {
-  local pip=("$D$VENV/bin/python" -m pip --quiet --disable-pip-version-check)
-  local want
+  local pip_install want
+  write_constraints
+  pip_install_cmd pip_install
   want=$(source_fingerprint)
+  # A changed constraint (picamera2 added or removed) must re-resolve numpy.
+  [ ! -f "$D$PIP_CONSTRAINTS" ] || want="$want constraints $(sha256sum < "$D$PIP_CONSTRAINTS" | cut -d' ' -f1)"
   if [ -f "$D$STAMP" ] && [ "$(cat "$D$STAMP")" = "$want" ] \
       && "$D$VENV/bin/python" -c 'import agent' 2>/dev/null; then
     say "lfr-edge-agent up to date"
@@ -315,8 +342,8 @@ install_package() {
   say "installing lfr-edge-agent into $VENV"
   # The first pass resolves dependencies; the second replaces the agent's own
   # files even when the version number did not change.
-  if ! { "${pip[@]}" install "$target" \
-          && "${pip[@]}" install --force-reinstall --no-deps "$target"; }; then
+  if ! { "${pip_install[@]}" "$target" \
+          && "${pip_install[@]}" --force-reinstall --no-deps "$target"; }; then
     [ -z "$build" ] || rm -rf "$build"
     die "pip could not install the agent (see above)"
   fi
@@ -333,7 +360,9 @@ install_systemd_python() {
     say "skipping systemd-python (no gcc/libsystemd-dev): journald logging falls back to stderr"
     return 0
   fi
-  "$D$VENV/bin/python" -m pip --quiet install systemd-python \
+  local pip_install
+  pip_install_cmd pip_install
+  "${pip_install[@]}" systemd-python \
     || say "systemd-python did not build: journald logging falls back to stderr"
 }
 
@@ -355,6 +384,8 @@ install_models() {
 models_readable() {  # files are written 0600 by root; the service user must read them
   [ "$DO_MODELS" = 1 ] || return 0
   find "$D$MODELS_DIR" -type f ! -perm 0644 -exec chmod 0644 {} +
+  # Root-owned, so the service user can read the models but never rewrite them.
+  [ "$IS_ROOT" = 0 ] || find "$D$MODELS_DIR" -type f \( ! -user 0 -o ! -group 0 \) -exec chown 0:0 {} +
 }
 
 # ---- systemd ---------------------------------------------------------------

@@ -4,6 +4,8 @@ The installer runs for real (venv, pip, systemd-sysusers --root, systemd-tmpfile
 --root); apt and systemctl are skipped under DESTDIR by design.  It runs from a
 snapshot of the source tree so that edits elsewhere in the tree during the run
 cannot change what is installed between the two runs being compared.
+Tests that need root skip without it on a developer's machine but fail when
+``CI`` is set: CI runs as root, so a skip there would hide an owner check.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import stat
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -24,6 +27,21 @@ IS_ROOT = os.geteuid() == 0
 SERVICE_USER = "lfr-agent"
 
 Snapshot = dict[str, tuple[int, int, int, int, str]]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> NoReturn:
+    if in_ci():
+        pytest.fail(f"{reason}: required when CI is set")
+    pytest.skip(reason)
+
+
+def require_root(why: str) -> None:
+    if not IS_ROOT:
+        unavailable(f"{why} needs root")
 
 
 def run_installer(
@@ -155,8 +173,8 @@ def test_wheel_must_be_a_wheel(source_tree: Path, tmp_path: Path) -> None:
     assert "is not a wheel (.whl)" in proc.stderr
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="needs root to switch to an unprivileged user")
 def test_without_destdir_non_root_is_refused() -> None:
+    require_root("switching to an unprivileged user")
     # A minimal world-readable tree (pytest's tmp folders are private to root),
     # run as nobody: the installer must stop at once.
     top = Path(tempfile.mkdtemp(prefix="lfr-install-"))
@@ -230,8 +248,10 @@ def test_installed_agent_runs_from_the_venv(installed: Installed) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "models" in proc.stdout
     cfg = (installed.root / "opt/lfr-agent/pyvenv.cfg").read_text()
-    # This machine has no python3-picamera2 from apt, so the venv stays isolated.
+    # This machine has no python3-picamera2 from apt, so the venv stays isolated
+    # and numpy is not held back.
     assert "include-system-site-packages = false" in cfg
+    assert not (installed.root / "opt/lfr-agent/pip-constraints.txt").exists()
 
 
 @pytest.mark.slow
@@ -259,8 +279,8 @@ def test_modes(installed: Installed) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not IS_ROOT, reason="owners can only be set when running as root")
 def test_owners(installed: Installed) -> None:
+    require_root("setting owners")
     root = installed.root
     uid = int(passwd_entry(root, "passwd", SERVICE_USER)[2])
     gid = int(passwd_entry(root, "group", SERVICE_USER)[2])
@@ -330,6 +350,12 @@ def test_models_are_installed_verified_and_readable(
     assert len(onnx) == 2 and (models / "manifest.json").is_file()
     for f in [*onnx, models / "manifest.json"]:
         assert mode(f) == 0o644, f
+    if IS_ROOT:
+        # Readable by the service user, writable by root alone.
+        for f in [*onnx, models / "manifest.json"]:
+            assert (f.lstat().st_uid, f.lstat().st_gid) == (0, 0), f
+    elif in_ci():
+        pytest.fail("model file owners are only checked as root: required when CI is set")
     verify = subprocess.run(
         [str(root / "opt/lfr-agent/bin/lfr-agent"), "models", "verify", "--dir", str(models)],
         capture_output=True,
@@ -372,5 +398,54 @@ def test_installs_from_a_wheel(source_tree: Path, tmp_path: Path) -> None:
     assert (root / "opt/lfr-agent/bin/lfr-agent").is_file()
     before = snapshot(root)
     again = run_installer(source_tree, root, "--no-apt", "--no-models", "--wheel", str(wheel))
+    assert "up to date" in again.stdout
+    assert snapshot(root) == before
+
+
+PICAMERA2_FROM_APT = """\
+Package: python3-picamera2
+Status: install ok installed
+Priority: optional
+Section: python
+Installed-Size: 1
+Maintainer: Raspberry Pi <applications@raspberrypi.com>
+Architecture: all
+Version: 0.3.17-1
+Description: the camera stack's Python bindings, as Raspberry Pi OS installs them
+"""
+
+
+@pytest.mark.slow
+def test_picamera2_from_apt_keeps_numpy_below_2(source_tree: Path, tmp_path: Path) -> None:
+    """Raspberry Pi OS: apt's picamera2 and simplejpeg are built on numpy 1.x.
+
+    The target's dpkg database says python3-picamera2 is installed, as on a Pi:
+    the venv must see the system site packages and pip must resolve numpy < 2
+    (it picks numpy 2.x here otherwise), with the agent's vision stack still
+    importing on it.
+    """
+    root = tmp_path / "root"
+    status = root / "var/lib/dpkg/status"
+    status.parent.mkdir(parents=True)
+    status.write_text(PICAMERA2_FROM_APT)
+    first = run_installer(source_tree, root, "--no-apt", "--no-models")
+    venv = root / "opt/lfr-agent"
+    assert "include-system-site-packages = true" in (venv / "pyvenv.cfg").read_text()
+    assert (venv / "pip-constraints.txt").read_text() == "numpy<2\n"
+    assert "pip constraint for apt's picamera2: numpy<2" in first.stdout
+    probe = subprocess.run(
+        [
+            str(venv / "bin/python"),
+            "-c",
+            "import numpy, cv2, onnxruntime, agent.vision.face_pipeline; print(numpy.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip().split(".")[0] == "1", probe.stdout
+    before = snapshot(root)
+    again = run_installer(source_tree, root, "--no-apt", "--no-models")
     assert "up to date" in again.stdout
     assert snapshot(root) == before

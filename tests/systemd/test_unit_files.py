@@ -3,6 +3,9 @@
 The exposure score is a property of the unit file (not a timing), so it is
 asserted directly. systemd is not PID 1 here; ``systemd-analyze`` works
 offline, and sysusers/tmpfiles are applied to a throw-away root directory.
+A missing tool or missing root skips a test on a developer's machine, but fails
+it when ``CI`` is set: CI installs the tools and runs as root, so a skip there
+would hide a check that never ran.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -26,9 +30,31 @@ SYSUSERS = REPO / "systemd" / "lfr-agent.sysusers.conf"
 TMPFILES = REPO / "systemd" / "lfr-agent.tmpfiles.conf"
 MAX_EXPOSURE = 1.2
 
-needs_analyze = pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed"
-)
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> NoReturn:
+    if in_ci():
+        pytest.fail(f"{reason}: required when CI is set")
+    pytest.skip(reason)
+
+
+def require_tools(*tools: str) -> None:
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        unavailable(f"{', '.join(missing)} not installed")
+
+
+def require_root(why: str) -> None:
+    if os.geteuid() != 0:
+        unavailable(f"{why} needs root")
+
+
+@pytest.fixture
+def analyze() -> None:
+    require_tools("systemd-analyze")
 
 
 def unit_settings() -> dict[str, list[str]]:
@@ -54,7 +80,7 @@ def exposure_of(unit: Path) -> float:
     return float(match.group(1))
 
 
-@needs_analyze
+@pytest.mark.usefixtures("analyze")
 def test_exposure_is_at_most_1_2() -> None:
     exposure = exposure_of(UNIT)
     print(f"systemd-analyze security exposure: {exposure}")
@@ -69,7 +95,7 @@ def test_exposure_is_at_most_1_2() -> None:
     assert res.returncode == 0
 
 
-@needs_analyze
+@pytest.mark.usefixtures("analyze")
 def test_exposure_check_can_fail(tmp_path: Path) -> None:
     weakened = tmp_path / "lfr-agent.service"
     weakened.write_text(
@@ -94,14 +120,14 @@ def _verify(unit_text: str, folder: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@needs_analyze
+@pytest.mark.usefixtures("analyze")
 def test_verify_reports_nothing(tmp_path: Path) -> None:
     res = _verify(UNIT.read_text(), tmp_path)
     assert res.returncode == 0
     assert res.stderr.strip() == ""
 
 
-@needs_analyze
+@pytest.mark.usefixtures("analyze")
 def test_verify_check_can_fail(tmp_path: Path) -> None:
     typo = UNIT.read_text().replace("ProtectSystem=strict", "ProtectSytem=strict")
     res = _verify(typo, tmp_path)
@@ -138,12 +164,9 @@ def test_unit_paths_match_the_config_defaults() -> None:
         assert re.search(rf"(?m)^d\s+{re.escape(str(path))}\s", tmpfiles), path
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="chown in a temp root needs root")
-@pytest.mark.skipif(
-    not (shutil.which("systemd-sysusers") and shutil.which("systemd-tmpfiles")),
-    reason="systemd-sysusers/systemd-tmpfiles not installed",
-)
 def test_sysusers_and_tmpfiles_give_the_intended_owners_and_modes(tmp_path: Path) -> None:
+    require_root("chown in a temp root")
+    require_tools("systemd-sysusers", "systemd-tmpfiles")
     root = tmp_path / "root"
     for sub in ("etc", "usr/lib/sysusers.d", "usr/lib/tmpfiles.d", "etc/lfr-agent/keys"):
         (root / sub).mkdir(parents=True)
@@ -225,15 +248,13 @@ def test_models_run_with_memory_deny_write_execute(models_dir: Path) -> None:
     assert res.stdout.strip() == "ok (1, 128)"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
-@pytest.mark.skipif(
-    not (shutil.which("setpriv") and shutil.which("unshare")), reason="util-linux tools missing"
-)
 def test_video_group_still_opens_devices_inside_private_users() -> None:
     """PrivateUsers=yes shows the video group as nogroup; the kernel must still honour it.
 
     A root:video 0660 file stands in for /dev/video0 (device nodes cannot be made here).
     """
+    require_root("switching users")
+    require_tools("setpriv", "unshare")
     video_gid = 44
     folder = Path(tempfile.mkdtemp(prefix="lfr-privusers-"))  # pytest's tmp is root-only
     folder.chmod(0o755)

@@ -7,6 +7,21 @@
 #
 # LFR_SRC: the lfr-edge-agent checkout (default: the one this stage lives in).
 # LFR_WHEEL: optional wheel to install instead of the source tree.
+# LFR_HUB_ROOT_FINGERPRINT: optional hub root fingerprint (16 to 64 hex digits,
+#   spaces and colons allowed). Written to /etc/lfr-agent/hub-root.fingerprint,
+#   where first-boot enrolment reads it: a device from this image then refuses a
+#   bundle from any other hub, whatever the boot partition says.
+
+PIN_FILE=/etc/lfr-agent/hub-root.fingerprint
+pin=""
+if [ -n "${LFR_HUB_ROOT_FINGERPRINT:-}" ]; then
+	# Checked before anything is built, in the form the device compares.
+	pin=$(printf '%s' "${LFR_HUB_ROOT_FINGERPRINT}" | tr -d ' :\t' | tr 'A-F' 'a-f')
+	if ! [[ "${pin}" =~ ^[0-9a-f]{16,64}$ ]]; then
+		echo "stage-lfr: LFR_HUB_ROOT_FINGERPRINT: expected 16 to 64 hex digits (spaces and colons allowed)" >&2
+		exit 1
+	fi
+fi
 
 LFR_SRC="${LFR_SRC:-$(cd ../../../.. && pwd)}"
 if [ ! -x "${LFR_SRC}/deploy/install.sh" ]; then
@@ -34,3 +49,13 @@ on_chroot << CHROOT
 /opt/lfr-agent-src/deploy/install.sh ${wheel_arg}
 systemctl is-enabled lfr-agent.service
 CHROOT
+
+if [ -n "${pin}" ]; then
+	printf '%s\n' "${pin}" > "${ROOTFS_DIR}${PIN_FILE}"
+	chown 0:0 "${ROOTFS_DIR}${PIN_FILE}"
+	chmod 0644 "${ROOTFS_DIR}${PIN_FILE}"
+	echo "stage-lfr: hub root fingerprint pinned in ${PIN_FILE}"
+else
+	# A rebuild without the variable must not keep an earlier build's pin.
+	rm -f "${ROOTFS_DIR}${PIN_FILE}"
+fi
