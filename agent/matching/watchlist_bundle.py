@@ -44,7 +44,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import math
 import re
 import secrets
@@ -61,11 +60,14 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from agent.errors import CheckFailed
+from agent.trust.key_certificates import NAME_PATTERN
 from agent.trust.sealed_box import SealedBoxError, open_box, seal
 from agent.trust.signed_document import (
     DocumentError,
+    UntrustedJsonError,
     canonical_json,
     key_id,
+    loads_untrusted,
     open_document,
     sign_document,
 )
@@ -82,7 +84,8 @@ _NONCE = b"\x00" * 12
 _TAG_LEN = 16
 
 DEVICE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-DEPLOYMENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+# The activations' pattern: a watchlist is never built for a deployment that cannot be activated.
+DEPLOYMENT_ID_RE = re.compile(NAME_PATTERN)
 _REF_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_REF_LEN - 1}}}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 _BODY_KEYS = {
@@ -244,9 +247,9 @@ def read_sealed_header(data: bytes) -> SealedHeader:
     if n > MAX_HEADER_BYTES or 12 + n + _TAG_LEN > len(data):
         raise WatchlistError("malformed", "watchlist: sealed header length is out of range")
     try:
-        header = json.loads(data[12 : 12 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WatchlistError("malformed", "watchlist: sealed header is not JSON") from exc
+        header = loads_untrusted(data[12 : 12 + n])
+    except UntrustedJsonError as exc:
+        raise WatchlistError("malformed", f"watchlist: sealed header: {exc}") from exc
     if not isinstance(header, dict) or header.get("format") != BUNDLE_FORMAT:
         raise WatchlistError("malformed", "watchlist: unknown sealed header format")
     raw = header.get("recipients")
@@ -360,6 +363,8 @@ def verify_inner(inner: bytearray, find_signing_key: FindSigningKey) -> OpenedWa
     if body.get("format") != BUNDLE_FORMAT:
         raise WatchlistError("malformed", "watchlist: unknown bundle format")
     deployment = _field(body, "deployment_id", str)
+    if not DEPLOYMENT_ID_RE.fullmatch(deployment):
+        raise WatchlistError("malformed", "watchlist: field 'deployment_id' is not a valid name")
     devices = _field(body, "devices", list)
     if not devices or not all(isinstance(d, str) for d in devices):
         raise WatchlistError("malformed", "watchlist: field 'devices' is malformed")

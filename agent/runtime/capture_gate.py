@@ -1,8 +1,12 @@
 """The capture gate: the only thing that opens and closes the camera.
 
-States: ``idle`` (camera closed) → ``active`` (camera open, frames flowing to
-``on_frame``) → ``idle``. The camera is opened only on a verified activation
-and closed, within one check interval (0.1 s by default), when:
+States: ``idle`` (camera closed) → [``armed``] → ``active`` (camera open,
+frames flowing to ``on_frame``) → ``idle``. The camera is opened only on a
+verified activation, and not before its window starts by this device's clock:
+an activation accepted within the clock tolerance before its not-before time
+waits ``armed`` (camera closed, audited ``gate.armed``) until then, and every
+close reason below applies while it waits. The camera is closed, within one
+check interval (0.1 s by default), when:
 
     expired             the wall clock reached not_after, or the monotonic clock
                         reached receipt + what was left of the window at receipt
@@ -42,6 +46,7 @@ AuditCallback = Callable[..., None]  # AuditLog.append(event, **fields)
 
 class GateState(enum.Enum):
     IDLE = "idle"
+    ARMED = "armed"  # accepted, waiting for the window to start; camera closed
     ACTIVE = "active"
 
 
@@ -66,6 +71,7 @@ class _Session:
     def __init__(self, live: LiveActivation) -> None:
         self.live = live
         self.ended = threading.Event()
+        self.opened = False
         self.frames = 0
         self.threads: list[threading.Thread] = []
 
@@ -95,7 +101,8 @@ class CaptureGate:
 
     # -- commands -------------------------------------------------------------------
     def activate(self, live: LiveActivation) -> bool:
-        """Open the camera for a verified activation. Returns False if it could not open."""
+        """Open the camera for a verified activation, or arm it to open when the window
+        starts. Returns False if it was refused or could not open."""
         with self._lock:
             old = self._session
             if old is not None:
@@ -128,28 +135,52 @@ class CaptureGate:
                 log.exception("capture gate: audit failed; camera stays closed")
                 self._reason = "internal-error"
                 return False
+            self._session = self._last = session
+            self._reason = ""
+            self._opened_mono = None
+            self._closed_mono = None
+            wait_s = live.start_mono - self._clock.mono()
+            if wait_s > 0:
+                self._safe_audit(
+                    "gate.armed", deployment_id=act.deployment_id, starts_in_s=round(wait_s, 3)
+                )
+            elif not self._open_camera(session):
+                return False
+            if session.ended.is_set():
+                return False
+            self._start_thread(session, self._watch_loop, "watch")
+            return True
+
+    def _open_camera(self, session: _Session) -> bool:
+        """Open the source for ``session`` and start capturing; False if it failed."""
+        with self._lock:
+            act = session.live.activation
             try:
                 self._source.open()
             except Exception as exc:
                 log.error("capture gate: camera not opened: %s", exc)
-                self._reason = "source-failed"
                 self._source.close()
+                session.ended.set()
+                if self._session is session:
+                    self._session = None
+                self._reason = "source-failed"
+                self._closed_mono = self._clock.mono()
                 self._safe_audit(
                     "gate.open-failed", deployment_id=act.deployment_id, error=str(exc)[:200]
                 )
                 return False
-            self._session = self._last = session
-            self._reason = ""
+            session.opened = True
             self._opened_mono = self._clock.mono()
-            self._closed_mono = None
             self._safe_audit("gate.opened", deployment_id=act.deployment_id, sequence=act.sequence)
-            for target, name in ((self._capture_loop, "capture"), (self._watch_loop, "watch")):
-                t = threading.Thread(
-                    target=target, args=(session,), name=f"gate-{name}", daemon=True
-                )
-                session.threads.append(t)
-                t.start()
-            return True
+            if not session.ended.is_set():
+                self._start_thread(session, self._capture_loop, "capture")
+            return not session.ended.is_set()
+
+    @staticmethod
+    def _start_thread(session: _Session, target: Callable[[_Session], None], name: str) -> None:
+        t = threading.Thread(target=target, args=(session,), name=f"gate-{name}", daemon=True)
+        session.threads.append(t)
+        t.start()
 
     def renew(self, live: LiveActivation) -> None:
         """Take a verified renewal's new lease for the live activation."""
@@ -190,7 +221,10 @@ class CaptureGate:
     # -- state ----------------------------------------------------------------------
     @property
     def state(self) -> GateState:
-        return GateState.ACTIVE if self._session is not None else GateState.IDLE
+        s = self._session
+        if s is None:
+            return GateState.IDLE
+        return GateState.ACTIVE if s.opened else GateState.ARMED
 
     @property
     def live(self) -> LiveActivation | None:
@@ -263,6 +297,9 @@ class CaptureGate:
                     doubt = self._doubt(session)
                     if doubt:
                         self._close(session, doubt)
+                        return
+                    due = not session.opened and self._clock.mono() >= session.live.start_mono
+                    if due and not self._open_camera(session):
                         return
         except Exception:
             log.exception("capture gate: watch loop failed")

@@ -2,7 +2,8 @@
 
 Each step either passes or raises its own ``ActivationRejected`` subclass whose
 ``step`` names it; nothing later runs after a failure, and nothing is persisted
-unless every step passed. The order (docs/protocol.md, "Verification order"):
+unless every step passed, except that a newer root-signed revocation list is
+adopted even when the document carrying it is refused because of it. The order (docs/protocol.md, "Verification order"):
 
  1 envelope      the bytes are one canonical signed-document envelope of a control type
  2 certificate   the embedded signer certificate verifies against the provisioned root
@@ -10,12 +11,14 @@ unless every step passed. The order (docs/protocol.md, "Verification order"):
  4 fields        the signed body has exactly the fields of its kind, well formed
  5 role          the certificate's role may sign this kind of document
  6 validity      the certificate is within its validity period
- 7 revocation    the embedded revocation list verifies; the signer is not revoked
+ 7 revocation    the embedded revocation list verifies; the signer is not revoked (nor,
+                 for a renewal, the live activation's signer)
  8 device        the document names this device
  9 clock         (activation) the wall clock is synchronised, unless allowed otherwise
 10 time-window   (activation) within not-before/not-after, not longer than the cap;
                  (renewal/stop) freshly issued
-11 live          (renewal/stop) it names the live activation's deployment, still in time
+11 live          (renewal) it names the live activation's deployment, still in time;
+                 a stop needs nothing live (``Verified.names_live`` says if it names it)
 12 sequence      greater than the last accepted sequence
 13 watchlist     (activation) its watchlist hash equals the loaded watchlist's
 14 threshold     (activation) not below matching.threshold_floor
@@ -26,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass, field, replace
 
 from agent.config import AgentConfig
@@ -34,7 +36,6 @@ from agent.errors import CheckFailed
 from agent.trust.activation_token import (
     KIND_BY_TYPE,
     Activation,
-    ControlDocument,
     Renewal,
     Stop,
     TokenFieldError,
@@ -49,7 +50,14 @@ from agent.trust.key_certificates import (
     open_revocation_list,
 )
 from agent.trust.sequence_store import SequenceStore, SequenceStoreError
-from agent.trust.signed_document import DocumentError, canonical_json, open_document, parse_envelope
+from agent.trust.signed_document import (
+    DocumentError,
+    UntrustedJsonError,
+    canonical_json,
+    loads_untrusted,
+    open_document,
+    parse_envelope,
+)
 from agent.trust.system_clock import Clock, ClockSync, SystemClock
 
 # Which certificate roles may sign which control document.
@@ -133,11 +141,17 @@ class LiveActivation:
     ``end_mono`` bounds the window on the monotonic clock (receipt time plus
     what was left of the window then) so a wall-clock jump back cannot extend
     it; ``not_after`` bounds it on the wall clock so a jump forward ends it.
+    ``start_mono`` is where the window starts by this device's clock: an
+    activation is accepted up to the clock tolerance before ``not_before``, but
+    the camera waits until then. ``signer_key_id`` lets a later revocation of
+    the signer end the activation (``ActivationVerifier.signer_revoked``).
     """
 
     activation: Activation
     signer: str
+    signer_key_id: str
     received_mono: float
+    start_mono: float
     end_mono: float
     lease_until_mono: float
 
@@ -155,12 +169,29 @@ class LiveActivation:
 
 @dataclass(frozen=True)
 class Verified:
-    """The outcome of a successful verification."""
+    """The outcome of a successful verification.
+
+    ``names_live`` is True only for a renewal or stop that names the live
+    activation's deployment: a stop is honoured with nothing live (so the named
+    deployment's watchlist can be wiped) and must then not close anything else.
+    """
 
     document: Activation | Renewal | Stop
     signer: KeyCertificate
     steps: list[str] = field(default_factory=list)
     live: LiveActivation | None = None  # the new live state (activation, renewal)
+    names_live: bool = False
+
+
+def peek_deployment(data: bytes) -> str | None:
+    """The deployment a control document names, read *before* verification, only to look
+    up which watchlist to check it against (``verify`` then checks everything)."""
+    try:
+        _, body, _ = parse_envelope(data)
+        value = loads_untrusted(body).get("deployment_id")
+    except (DocumentError, UntrustedJsonError, AttributeError):
+        return None  # whatever this is, verify refuses it and says why
+    return value if isinstance(value, str) else None
 
 
 def _require_canonical(data: bytes) -> None:
@@ -169,7 +200,7 @@ def _require_canonical(data: bytes) -> None:
     Base64 has spare bits in its last character and JSON has many spellings of
     one value; without this, some flipped bytes would leave a valid document.
     """
-    env = json.loads(data)
+    env = loads_untrusted(data)  # parse_envelope has already accepted it
     if canonical_json(env) != data:
         raise EnvelopeInvalid("envelope is not in canonical form")
     texts = [env["payload"]] + [s["sig"] for s in env["signatures"]]
@@ -242,10 +273,10 @@ class ActivationVerifier:
         try:
             # Only the certificate is read before the signature check; it is
             # verified on its own against the root in the next step.
-            peek = json.loads(body_bytes)
+            peek = loads_untrusted(body_bytes)
             cert_b64 = peek["signer_certificate"]
             cert_bytes = base64.b64decode(cert_b64, validate=True)
-        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        except (UntrustedJsonError, ValueError, KeyError, TypeError, binascii.Error) as exc:
             raise EnvelopeInvalid("body has no readable signer_certificate") from exc
         steps.append("envelope")
 
@@ -300,7 +331,18 @@ class ActivationVerifier:
         else:
             revoked = set()
         if self.trust.is_revoked(cert.key_id) or cert.key_id in revoked:
+            self._adopt_before_refusing(adopt, commit)
             raise SignerRevoked(f"key of {cert.subject} ({cert.key_id[:16]}) is revoked")
+        if (
+            isinstance(token, Renewal)
+            and live is not None
+            and (self.trust.is_revoked(live.signer_key_id) or live.signer_key_id in revoked)
+        ):
+            self._adopt_before_refusing(adopt, commit)
+            raise SignerRevoked(
+                f"the live activation's signer {live.signer} ({live.signer_key_id[:16]})"
+                " is revoked; it cannot be renewed"
+            )
         steps.append("revocation")
 
         # 8 device
@@ -317,7 +359,9 @@ class ActivationVerifier:
             if token.issued_at < now - tol:
                 raise OutsideTimeWindow(f"{kind} is stale (issued at {token.issued_at})")
             steps.append("time-window")
-            if check_live:
+            # A signed stop is honoured whatever is live, even nothing (after a lease
+            # lapse, a camera failure or a restart), so its deployment can be wiped.
+            if check_live and isinstance(token, Renewal):
                 self._check_live(token, live, now, mono)
                 steps.append("live")
 
@@ -350,9 +394,16 @@ class ActivationVerifier:
                     f"threshold {token.threshold} is below the floor {self.threshold_floor}"
                 )
             steps.append("threshold")
+            start_mono = mono + max(0.0, token.not_before - now)
             end_mono = mono + max(0.0, token.not_after - now)
             new_live = LiveActivation(
-                token, cert.subject, mono, end_mono, min(mono + token.lease_s, end_mono)
+                activation=token,
+                signer=cert.subject,
+                signer_key_id=cert.key_id,
+                received_mono=mono,
+                start_mono=start_mono,
+                end_mono=end_mono,
+                lease_until_mono=min(mono + token.lease_s, end_mono),
             )
         elif isinstance(token, Renewal) and live is not None:
             new_live = live.renewed(mono + token.lease_s)
@@ -365,7 +416,26 @@ class ActivationVerifier:
             if adopt is not None:
                 self.trust.offer_revocations(adopt, persist=True)
             steps.append("commit")
-        return Verified(token, cert, steps, new_live)
+        names_live = (
+            not isinstance(token, Activation)
+            and live is not None
+            and token.deployment_id == live.deployment_id
+        )
+        return Verified(token, cert, steps, new_live, names_live)
+
+    def signer_revoked(self, live: LiveActivation) -> bool:
+        """Whether the adopted revocation list revokes the signer of ``live``.
+
+        A document from another operator can carry a newer list; the caller asks
+        this after every control document and stops the gate when it is True.
+        """
+        return self.trust.is_revoked(live.signer_key_id)
+
+    def _adopt_before_refusing(self, adopt: bytes | None, commit: bool) -> None:
+        # The list verified against the root; refusing the document that carried it
+        # must not make the device forget the revocation.
+        if adopt is not None and commit:
+            self.trust.offer_revocations(adopt, persist=True)
 
     def _check_activation_time(self, token: Activation, now: float) -> None:
         tol = self.tolerance_s
@@ -392,17 +462,15 @@ class ActivationVerifier:
             raise OutsideTimeWindow(f"expired (at {token.not_after}, now {int(now)})")
 
     def _check_live(
-        self, token: ControlDocument, live: LiveActivation | None, now: float, mono: float
+        self, token: Renewal, live: LiveActivation | None, now: float, mono: float
     ) -> None:
         # 11 live
         if live is None:
-            raise NotLive(f"no live activation to {'renew' if token.kind == 'renewal' else 'stop'}")
+            raise NotLive("no live activation to renew")
         if token.deployment_id != live.deployment_id:
             raise NotLive(
                 f"names deployment {token.deployment_id!r}, live is {live.deployment_id!r}"
             )
-        if isinstance(token, Stop):
-            return  # a stop for the live deployment is honoured even at the last moment
         if now >= live.not_after or mono >= live.end_mono:
             raise NotLive("the live activation has ended")
         if mono >= live.lease_until_mono:

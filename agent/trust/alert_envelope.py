@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 import re
 import secrets
@@ -43,7 +42,14 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 
 from agent.errors import CheckFailed
 from agent.trust.sealed_box import SealedBoxError, open_box, seal
-from agent.trust.signed_document import DocumentError, canonical_json, key_id, open_document
+from agent.trust.signed_document import (
+    DocumentError,
+    UntrustedJsonError,
+    canonical_json,
+    key_id,
+    loads_untrusted,
+    open_document,
+)
 from agent.trust.signed_document import sign_document as _sign_document
 
 ALERT_PAYLOAD_TYPE = "application/vnd.lfr.alert+json; v=1"
@@ -241,9 +247,9 @@ def _text(obj: dict[str, Any], key: str, what: str, pattern: re.Pattern[str] | N
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise AlertEnvelopeError(f"alert: {what} is not JSON") from exc
+        obj = loads_untrusted(data)
+    except UntrustedJsonError as exc:
+        raise AlertEnvelopeError(f"alert: {what} is not usable JSON ({exc})") from exc
     if not isinstance(obj, dict):
         raise AlertEnvelopeError(f"alert: {what} is not a JSON object")
     return obj

@@ -7,17 +7,20 @@ One canonical-JSON object per line::
 
 ``prev`` of the first entry is 64 zeros; the hash is over the previous line's
 bytes without its newline. Each line is written with one ``write`` and
-fsynced. Every ``checkpoint_every`` entries, and on close, a checkpoint entry
+fsynced. Right after every security-relevant entry (events starting with
+``gate.``, ``control.``, ``watchlist.``, ``deployment.``, ``alert.`` or
+``agent.``, and ``audit.recovered``), every ``checkpoint_every`` entries, and on
+close, a checkpoint entry
 (event ``audit.checkpoint``) is added whose ``sig`` is the device key's
 Ed25519 signature over the DSSE pre-authentication encoding of
 ``CHECKPOINT_TYPE`` and the entry's canonical bytes without ``sig``; as the
 entry holds ``prev``, it signs the whole chain before it.
 
 A power cut can tear the last line: it then lacks its newline (each line is
-written with its newline in one ``write``). On the next open the torn fragment is
-kept (it is evidence) but terminated with a newline, and an
-``audit.recovered`` entry naming its line number is appended, chained from the
-last good entry. ``verify_audit_log`` accepts a bad line only in those two
+written with its newline in one ``write``). On the next open the last line is
+always terminated with a newline; a complete entry is simply continued from,
+while a torn fragment is kept (it is evidence) and an ``audit.recovered`` entry
+naming its line number is appended, chained from the last good entry. ``verify_audit_log`` accepts a bad line only in those two
 places: as the very last line ("torn tail") or right before the matching
 ``audit.recovered`` entry.
 
@@ -30,7 +33,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import math
 import os
 import re
@@ -48,12 +50,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from agent.config import AgentConfig
 from agent.durable_files import fsync_dir
 from agent.errors import CheckFailed, LfrError
-from agent.trust.signed_document import b64e, canonical_json, key_id, pae
+from agent.trust.signed_document import (
+    UntrustedJsonError,
+    b64e,
+    canonical_json,
+    key_id,
+    loads_untrusted,
+    pae,
+)
 
 AUDIT_FILE = "audit.jsonl"  # under paths.state_dir
 CHECKPOINT_TYPE = "application/vnd.lfr.audit-checkpoint+json; v=1"
 CHECKPOINT_EVENT = "audit.checkpoint"
 RECOVERED_EVENT = "audit.recovered"
+# Entries of these kinds are followed at once by a signed checkpoint, so the
+# unsigned tail (which anyone with the file could rewrite) never holds one.
+SECURITY_EVENT_PREFIXES = ("gate.", "control.", "watchlist.", "deployment.", "alert.", "agent.")
 GENESIS_PREV = "0" * 64
 ENTRY_KEYS = {"seq", "time", "event", "fields", "prev"}
 EVENT_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
@@ -121,8 +133,8 @@ def check_fields(event: str, fields: dict[str, Any]) -> None:
 def _parse_entry(line: bytes) -> dict[str, Any] | None:
     """The entry on ``line`` if it is a well-formed canonical entry, else None."""
     try:
-        entry = json.loads(line)
-    except (UnicodeDecodeError, ValueError):
+        entry = loads_untrusted(line)
+    except UntrustedJsonError:
         return None
     if not isinstance(entry, dict) or canonical_json(entry) != line:
         return None
@@ -207,25 +219,38 @@ class AuditLog:
             last_seq, last_hash = entry["seq"], line_hash(line)
             since = 0 if entry["event"] == CHECKPOINT_EVENT else since + 1
         log = cls(path, fd, device_signing_key, checkpoint_every, last_seq, last_hash, since, wall)
-        if torn is not None:
-            fragment = lines[torn - 1]
-            if not ends_clean:
+        if not ends_clean:
+            # A complete last entry without its newline (or a torn fragment) must be
+            # terminated, or the next entry would be joined onto it for good.
+            try:
                 os.write(fd, b"\n")
+                os.fsync(fd)
+            except OSError as exc:
+                os.close(fd)
+                raise LfrError(f"audit: {path}: write failed ({exc.strerror})") from exc
+        if torn is not None:
             log.recovered_torn_line = torn
-            log.append(RECOVERED_EVENT, torn_line=torn, torn_bytes=len(fragment))
+            log._record(RECOVERED_EVENT, {"torn_line": torn, "torn_bytes": len(lines[torn - 1])})
         return log
 
     def append(self, event: str, **fields: FieldValue) -> None:
         """Add one entry (fsynced before returning); may add a signed checkpoint after it."""
         check_fields(event, fields)
-        if event in (CHECKPOINT_EVENT,):
+        if event in (CHECKPOINT_EVENT, RECOVERED_EVENT):
             raise AuditFieldRefused(f"audit: event {event!r} is reserved")
+        self._record(event, dict(fields))
+
+    def _record(self, event: str, fields: dict[str, Any]) -> None:
         with self._lock:
             if self._closed:
                 raise LfrError(f"audit: {self.path}: log is closed")
-            self._write(event, dict(fields))
+            self._write(event, fields)
             self._since_checkpoint += 1
-            if self._since_checkpoint >= self._every:
+            if (
+                self._since_checkpoint >= self._every
+                or event == RECOVERED_EVENT
+                or event.startswith(SECURITY_EVENT_PREFIXES)
+            ):
                 self._checkpoint()
 
     def checkpoint(self) -> None:
@@ -248,6 +273,13 @@ class AuditLog:
     @property
     def last_sequence(self) -> int:
         return self._seq
+
+    def head(self) -> tuple[int, str]:
+        """(sequence, SHA-256 of the line) of the last entry, to anchor the chain in a
+        report; (0, 64 zeros) for an empty log. A log cut back to an earlier point
+        no longer contains an entry with this sequence and hash."""
+        with self._lock:
+            return self._seq, self._prev
 
     def _checkpoint(self) -> None:
         self._write(CHECKPOINT_EVENT, {"key_id": self._key_id}, sign=True)
@@ -291,6 +323,7 @@ class AuditReport:
     unsigned_tail: int = 0  # entries after the last checkpoint (chained, not yet signed)
     recovered_lines: list[int] = field(default_factory=list)
     torn_tail_line: int | None = None  # a torn final line not yet recovered (power cut)
+    head: tuple[int, str] = (0, GENESIS_PREV)  # (seq, line hash) of the last entry
 
 
 def verify_audit_log(data: bytes, public_key: Ed25519PublicKey) -> AuditReport:
@@ -349,4 +382,5 @@ def verify_audit_log(data: bytes, public_key: Ed25519PublicKey) -> AuditReport:
         prev_hash, prev_seq, prev_line = line_hash(line), entry["seq"], i
     if pending_torn is not None:
         raise AuditLogError(f"line {pending_torn}: not a valid entry (edited)")
+    report.head = (prev_seq, prev_hash)
     return report

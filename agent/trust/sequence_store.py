@@ -10,13 +10,12 @@ temporary file is ignored. A file that exists but cannot be read is an error
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
 from agent.errors import CheckFailed
 from agent.trust.key_files import write_atomic
-from agent.trust.signed_document import canonical_json
+from agent.trust.signed_document import canonical_json, loads_untrusted
 
 SEQUENCE_FILE = "activation-sequence.json"
 
@@ -44,7 +43,7 @@ class SequenceStore:
         except OSError as exc:
             raise SequenceStoreError(f"sequence store: {self.path}: {exc.strerror}") from exc
         try:
-            value = json.loads(data)["last_sequence"]
+            value = loads_untrusted(data)["last_sequence"]
         except (ValueError, KeyError, TypeError) as exc:
             raise SequenceStoreError(f"sequence store: {self.path}: corrupt") from exc
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:

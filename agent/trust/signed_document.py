@@ -24,6 +24,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,10 +37,88 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from agent.errors import CheckFailed
 
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+# No format of ours nests deeper than a few levels; the limit keeps every later
+# walk over a parsed value (re-serialising, field checks) far from recursion limits.
+MAX_JSON_DEPTH = 32
 
 
 class DocumentError(CheckFailed):
     """A signed document is malformed, of the wrong type, or its signature does not verify."""
+
+
+class UntrustedJsonError(ValueError):
+    """Bytes from outside are not one plain JSON value this agent accepts.
+
+    ``str(err)`` is a short reason (no quoted content) for the caller to prefix
+    with what was being read and re-raise as its own error type.
+    """
+
+
+def _refuse_constant(name: str) -> Any:
+    raise UntrustedJsonError(f"{name} is not allowed")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise UntrustedJsonError("a number is out of range")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        # Two readers could each take a different one of the duplicates.
+        raise UntrustedJsonError("a key appears twice in one object")
+    return obj
+
+
+def _check_plain(value: Any) -> None:
+    """Bound the nesting depth and refuse strings that cannot be written back as UTF-8."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            item.encode("utf-8")  # a lone surrogate escape (\ud800) raises here
+        elif isinstance(item, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise UntrustedJsonError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
+def loads_untrusted(data: bytes | bytearray | memoryview | str) -> Any:
+    """Parse JSON that came from outside; only ``UntrustedJsonError`` escapes.
+
+    Refused, beyond syntax errors: text that is not UTF-8, NaN and Infinity
+    literals, numbers that overflow (a float beyond its range, an integer with
+    more digits than Python converts), duplicate keys, nesting deeper than
+    ``MAX_JSON_DEPTH`` (``json`` itself raises RecursionError far deeper), and
+    strings holding lone surrogates (they cannot be re-encoded as UTF-8).
+    """
+    try:
+        text = data if isinstance(data, str) else bytes(data).decode("utf-8")
+        value = json.loads(
+            text,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys,
+        )
+        _check_plain(value)
+    except UntrustedJsonError:
+        raise
+    except UnicodeEncodeError as exc:
+        raise UntrustedJsonError("a string holds an unpaired surrogate") from exc
+    except UnicodeDecodeError as exc:
+        raise UntrustedJsonError("not JSON (not UTF-8 text)") from exc
+    except json.JSONDecodeError as exc:
+        raise UntrustedJsonError(f"not JSON ({exc.msg} at character {exc.pos})") from exc
+    except RecursionError as exc:
+        raise UntrustedJsonError(f"nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except ValueError as exc:
+        # int() refuses integers longer than sys.get_int_max_str_digits() (4300).
+        raise UntrustedJsonError("a number is out of range") from exc
+    return value
 
 
 def canonical_json(value: Any) -> bytes:
@@ -107,9 +186,9 @@ def parse_envelope(data: bytes) -> tuple[str, bytes, list[tuple[str, bytes]]]:
     if len(data) > MAX_DOCUMENT_BYTES:
         raise DocumentError(f"document: larger than {MAX_DOCUMENT_BYTES} bytes")
     try:
-        env = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DocumentError(f"document: not JSON ({exc.__class__.__name__})") from exc
+        env = loads_untrusted(data)
+    except UntrustedJsonError as exc:
+        raise DocumentError(f"document: {exc}") from exc
     if not isinstance(env, dict):
         raise DocumentError("document: envelope is not a JSON object")
     unknown = set(env) - {"payloadType", "payload", "signatures"}
@@ -153,9 +232,11 @@ def open_document(
         except InvalidSignature as exc:
             raise DocumentError(f"signature: does not verify for key {kid[:16]}") from exc
         try:
-            body = json.loads(body_bytes)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DocumentError("document.payload: signed body is not JSON") from exc
+            body = loads_untrusted(body_bytes)
+        except UntrustedJsonError as exc:
+            raise DocumentError(
+                f"document.payload: signed body is not usable JSON ({exc})"
+            ) from exc
         if not isinstance(body, dict):
             raise DocumentError("document.payload: signed body is not a JSON object")
         return OpenedDocument(ptype, body_bytes, body, kid, hashlib.sha256(data).hexdigest())

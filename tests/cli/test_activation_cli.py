@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from agent.cli.agent_main import main as agent_main
 from agent.cli.hub_main import main as hub_main
+from agent.hub.operator_keys import HubKeyStore
+from agent.matching.watchlist_bundle import WatchlistContent, build_bundle, new_entry_ref
+from agent.matching.watchlist_store import WatchlistStore
 from agent.trust.audit_log import AuditLog
 from agent.trust.device_keys import generate_device_keys, load_device_keys
+from agent.trust.hub_trust_store import HubTrustStore
 from agent.trust.sequence_store import SequenceStore
 from agent.trust.system_clock import ClockSync, kernel_sync_state
 
@@ -34,11 +40,13 @@ def setup(tmp_path: Path) -> dict[str, Path]:
     return {"hub": hub, "keys": keys, "state": state, "cfg": cfg, "tmp": tmp_path}
 
 
-def _activate(s: dict[str, Path], out: str, *extra: str, operator: str = "sup1") -> int:
+def _activate(
+    s: dict[str, Path], out: str, *extra: str, operator: str = "sup1", watchlist: str = WL
+) -> int:
     return hub_main(
         [
             "activate", "--hub-dir", str(s["hub"]), "--operator", operator, "--device", DEVICE,
-            "--deployment", "dep-1", "--duration", "4h", "--lease", "10m", "--watchlist", WL,
+            "--deployment", "dep-1", "--duration", "4h", "--lease", "10m", "--watchlist", watchlist,
             "--threshold", "0.6", "--officer", "PS 99", "--out", str(s["tmp"] / out), *extra,
         ]
     )  # fmt: skip
@@ -66,7 +74,87 @@ def test_valid_activation_verifies_read_only(
     out = capsys.readouterr().out
     assert "✓ threshold" in out and "VALID activation" in out and "commit" not in out
     assert SequenceStore.in_state_dir(setup["state"]).last() == 0  # nothing persisted
-    assert _verify(setup, "a.json") == 0  # verify twice: still valid, it never advanced
+    # verify twice: still valid, it never advanced
+    assert _verify(setup, "a.json", "--watchlist-hash", WL) == 0
+
+
+def _store_watchlist(s: dict[str, Path], deployment: str = "dep-1") -> str:
+    """Import a real signed, sealed watchlist into the device's store; returns its hash."""
+    keys = load_device_keys(s["keys"])
+    hub = HubKeyStore.open(s["hub"])
+    now = time.time()
+    content = WatchlistContent(
+        deployment, (DEVICE,), now, now + 3600, "sface@abab", "ab" * 32,
+        [new_entry_ref() for _ in range(3)], np.eye(3, 8, dtype=np.float32),
+    )  # fmt: skip
+    bundle = build_bundle(
+        content, hub.watchlist_signing_key(), {DEVICE: keys.exchange.public_key()}
+    )
+    store = WatchlistStore(
+        s["state"],
+        device_id=DEVICE,
+        device_key=keys.exchange,
+        find_signing_key=HubTrustStore.load(s["keys"]).watchlist_key_finder,
+        model_id="sface@abab",
+        model_sha256="ab" * 32,
+    )
+    store.import_bundle(bundle.data)
+    return bundle.watchlist_hash
+
+
+def test_watchlist_is_checked_against_the_device_store_by_default(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _activate(setup, "a.json")  # names WL, which this device does not hold
+    assert _verify(setup, "a.json") == 1
+    out = capsys.readouterr().out
+    assert "✗ watchlist: no watchlist is loaded" in out and "holds for dep-1: none" in out
+    held = _store_watchlist(setup)
+    before = sorted(p.name for p in (setup["state"] / "watchlists").iterdir())
+    assert _verify(setup, "a.json") == 1
+    assert f"holds for dep-1: {held}" in capsys.readouterr().out
+    _activate(setup, "b.json", watchlist=held)
+    assert _verify(setup, "b.json") == 0
+    out = capsys.readouterr().out
+    assert "✓ watchlist" in out and "VALID activation" in out
+    # Read-only: the store's folder is exactly as it was.
+    assert sorted(p.name for p in (setup["state"] / "watchlists").iterdir()) == before
+
+
+def test_watchlist_of_another_deployment_does_not_count(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    held = _store_watchlist(setup, deployment="dep-2")
+    _activate(setup, "a.json", watchlist=held)  # for dep-1
+    assert _verify(setup, "a.json") == 1
+    assert "✗ watchlist:" in capsys.readouterr().out
+
+
+def test_skip_watchlist_checks_the_rest_offline(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _activate(setup, "a.json")
+    assert _verify(setup, "a.json", "--skip-watchlist") == 0
+    out = capsys.readouterr().out
+    assert "✓ watchlist" not in out and "not checked (--skip-watchlist)" in out
+    assert "VALID activation" in out
+    assert not (setup["state"] / "watchlists").exists()  # nothing created either
+    with pytest.raises(SystemExit) as err:
+        _verify(setup, "a.json", "--skip-watchlist", "--watchlist-hash", WL)
+    assert err.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def test_unusable_watchlist_index_counts_as_no_watchlist(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = setup["state"] / "watchlists"
+    folder.mkdir(parents=True)
+    _activate(setup, "a.json")
+    for index in (b"[" * 200_000, b'{"stored": 5}', b"\xff"):
+        (folder / "index.json").write_bytes(index)
+        assert _verify(setup, "a.json") == 1
+        assert "✗ watchlist: no watchlist is loaded" in capsys.readouterr().out
 
 
 def test_failing_step_is_printed_and_exit_is_1(
@@ -77,7 +165,7 @@ def test_failing_step_is_printed_and_exit_is_1(
     assert "✗ watchlist:" in capsys.readouterr().out
     data = (setup["tmp"] / "a.json").read_bytes()
     (setup["tmp"] / "bad.json").write_bytes(data.replace(b'"sig":"', b'"sig":"A', 1))
-    assert _verify(setup, "bad.json") == 1
+    assert _verify(setup, "bad.json", "--skip-watchlist") == 1
     assert "INVALID" in capsys.readouterr().out
 
 
@@ -86,7 +174,7 @@ def test_clock_step_follows_the_kernel_state(
 ) -> None:
     setup["cfg"].write_text(setup["cfg"].read_text().replace("false", "true"))
     _activate(setup, "a.json")
-    code = _verify(setup, "a.json")
+    code = _verify(setup, "a.json", "--skip-watchlist")
     if kernel_sync_state() is ClockSync.SYNCHRONISED:
         assert code == 0
     else:
@@ -110,7 +198,9 @@ def test_operator_role_cannot_activate_but_can_renew_and_stop(
         hub_main(["stop", *common, "--reason", "done", "--out", str(setup["tmp"] / "s.json")]) == 0
     )
     assert _verify(setup, "r.json") == 0 and _verify(setup, "s.json") == 0
-    assert "live: not checked offline" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "live: not checked offline" in out
+    assert "a stop is honoured whether or not its deployment is live" in out
 
 
 def test_revoked_operator_is_refused_by_the_device(
@@ -132,7 +222,7 @@ def test_revoked_operator_is_refused_by_the_device(
     v = ActivationVerifier.from_config(load_config(setup["cfg"]))
     v.verify((setup["tmp"] / "ok.json").read_bytes(), check_watchlist=False)
     # ...and from then on refuses the revoked operator's older token.
-    assert _verify(setup, "old.json") == 1
+    assert _verify(setup, "old.json", "--skip-watchlist") == 1
     assert "✗ revocation:" in capsys.readouterr().out
 
 
@@ -192,7 +282,9 @@ def test_audit_verify_cli(setup: dict[str, Path], capsys: pytest.CaptureFixture[
     log.close()
     cfg = ["--config", str(setup["cfg"])]
     assert agent_main(["audit", "verify", *cfg]) == 0
-    assert "7 entries, 2 signed checkpoints" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "7 entries, 2 signed checkpoints" in out
+    assert f"last entry: seq 7, line sha256 {log.head()[1]}" in out
     lines = log_path.read_bytes().splitlines(keepends=True)
     log_path.write_bytes(b"".join(lines[:2] + lines[3:]))
     assert agent_main(["audit", "verify", str(log_path), *cfg]) == 1
@@ -206,7 +298,7 @@ def test_real_entry_points_run(setup: dict[str, Path]) -> None:
     _activate(setup, "a.json")
     exe = Path(sys.executable).parent / "lfr-agent"
     proc = subprocess.run(
-        [str(exe), "activation", "verify", "--token", str(setup["tmp"] / "a.json"), "--config", str(setup["cfg"])],
+        [str(exe), "activation", "verify", "--token", str(setup["tmp"] / "a.json"), "--config", str(setup["cfg"]), "--skip-watchlist"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

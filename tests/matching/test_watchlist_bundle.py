@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+import struct
 import time
 
 import numpy as np
@@ -11,6 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from agent.matching.gallery import Gallery
 from agent.matching.watchlist_bundle import (
+    INNER_MAGIC,
+    SEALED_MAGIC,
+    WATCHLIST_PAYLOAD_TYPE,
     WatchlistContent,
     WatchlistError,
     build_bundle,
@@ -18,8 +24,11 @@ from agent.matching.watchlist_bundle import (
     new_entry_ref,
     open_bundle,
     read_sealed_header,
+    verify_inner,
 )
-from agent.trust.signed_document import key_id
+from agent.trust.activation_token import parse_body
+from agent.trust.key_certificates import NAME_PATTERN
+from agent.trust.signed_document import key_id, sign_document
 
 MODEL_SHA = "ab" * 32
 
@@ -96,6 +105,77 @@ def test_truncated_and_garbage_are_refused(keys) -> None:  # type: ignore[no-unt
     for data in (b.data[:-10], b.data[:20], b"", b"hello world" * 10):
         with pytest.raises(WatchlistError):
             open_bundle(data, "dev-a", keys["a"], _finder(keys))
+
+
+NASTY_HEADERS = [
+    b"[" * 60_000,  # json raises RecursionError on this
+    b'{"format":' + b"1" * 5000 + b"}",  # json raises ValueError (> 4300 digits)
+    b'{"format":NaN,"recipients":[]}',
+    b'{"format":1,"recipients":[{"device":"a","key_id":"b","key_box":"","x":1e400}]}',
+    b'{"format":1,"format":1,"recipients":[]}',
+    b'{"format":1,"recipients":[{"device":"\\ud800","key_id":"b","key_box":""}]}',
+    b"\xff\xfe",
+]
+
+
+@pytest.mark.parametrize("header", NASTY_HEADERS)
+def test_hostile_sealed_header_is_refused_cleanly(keys, header: bytes) -> None:  # type: ignore[no-untyped-def]
+    data = SEALED_MAGIC + struct.pack(">I", len(header)) + header + bytes(64)
+    with pytest.raises(WatchlistError) as err:
+        read_sealed_header(data)
+    assert err.value.reason == "malformed"
+    with pytest.raises(WatchlistError):
+        open_bundle(data, "dev-a", keys["a"], _finder(keys))
+
+
+def _inner(body: dict[str, object], emb: bytes, sk: Ed25519PrivateKey) -> bytearray:
+    envelope = sign_document(WATCHLIST_PAYLOAD_TYPE, body, sk)
+    return bytearray(INNER_MAGIC + struct.pack(">I", len(envelope)) + envelope + emb)
+
+
+@pytest.mark.parametrize("deployment", ["Dep-1", "dep:1", "-dep", "d" * 64, ""])
+def test_deployment_that_cannot_be_activated_is_refused(keys, deployment: str) -> None:  # type: ignore[no-untyped-def]
+    # The same names as activations accept: anything else could never be activated.
+    assert not re.fullmatch(NAME_PATTERN, deployment)
+    c = _content()
+    bad = WatchlistContent(
+        deployment, c.devices, c.created_at, c.expires_at, c.model_id, c.model_sha256,
+        c.refs, c.embeddings,
+    )  # fmt: skip
+    with pytest.raises(WatchlistError, match="deployment id") as err:
+        build_bundle(bad, keys["sk"], {"dev-a": keys["a"].public_key()})
+    assert err.value.reason == "bad-field"
+    # A bundle signed by a trusted key with such a name (another hub version) is refused too.
+    emb = np.ascontiguousarray(c.embeddings, dtype="<f2").tobytes()
+    body = {
+        "format": 1, "deployment_id": deployment, "devices": ["dev-a"],
+        "created_at": c.created_at, "expires_at": c.expires_at,
+        "model": {"id": c.model_id, "sha256": MODEL_SHA}, "count": 5, "dim": 128,
+        "dtype": "<f2", "embeddings_sha256": hashlib.sha256(emb).hexdigest(), "refs": list(c.refs),
+    }  # fmt: skip
+    with pytest.raises(WatchlistError, match="deployment_id") as err:
+        verify_inner(_inner(body, emb, keys["sk"]), _finder(keys))
+    assert err.value.reason == "malformed"
+    body["deployment_id"] = "dep-1"
+    assert verify_inner(_inner(body, emb, keys["sk"]), _finder(keys)).deployment_id == "dep-1"
+
+
+@pytest.mark.parametrize("deployment", ["dep-1", "a", "op.2026_11-x", "d" * 63])
+def test_every_activatable_deployment_can_have_a_watchlist(keys, deployment: str) -> None:  # type: ignore[no-untyped-def]
+    c = _content()
+    ok = WatchlistContent(
+        deployment, c.devices, c.created_at, c.expires_at, c.model_id, c.model_sha256,
+        c.refs, c.embeddings,
+    )  # fmt: skip
+    b = build_bundle(ok, keys["sk"], {"dev-a": keys["a"].public_key()})
+    assert open_bundle(b.data, "dev-a", keys["a"], _finder(keys)).deployment_id == deployment
+    # ...and an activation body naming it passes the field checks.
+    body = {
+        "device_id": "dev-a", "deployment_id": deployment, "sequence": 1, "issued_at": 1,
+        "signer_certificate": "AA==", "revocations": "AA==", "not_before": 1, "not_after": 2,
+        "lease_s": 1, "watchlist_sha256": b.watchlist_hash, "threshold": 0.5, "officer": "x",
+    }  # fmt: skip
+    assert parse_body("activation", body).deployment_id == deployment
 
 
 def test_signed_by_untrusted_key_is_refused(keys) -> None:  # type: ignore[no-untyped-def]

@@ -118,7 +118,51 @@ def test_zero_frames_outside_the_window_and_close_at_expiry(tmp_path: Path) -> N
     assert status.closed_mono is not None and status.closed_mono - live.end_mono <= CLOSE_WITHIN_S
     assert settle_then_count(rig) == 0
     rig.assert_closed_once()
-    assert rig.events()[-3:] == ["gate.opened", "gate.closed", "audit.checkpoint"]
+    # Every gate entry is followed at once by a signed checkpoint.
+    assert rig.events()[-4:] == [
+        "gate.opened",
+        "audit.checkpoint",
+        "gate.closed",
+        "audit.checkpoint",
+    ]
+
+
+@pytest.mark.slow
+def test_camera_waits_for_not_before_then_opens(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    # Accepted within the clock tolerance before its window starts.
+    live = rig.live(not_before=int(rig.clock.wall()) + 2, duration_s=600, lease_s=600)
+    assert live.start_mono > rig.clock.mono() + 0.5
+    assert rig.gate.activate(live)
+    assert rig.gate.state is GateState.ARMED and rig.source.counters.opens == 0
+    assert rig.gate.live == live  # a stop or renewal can already name it
+    end = time.monotonic() + 20
+    while len(rig.frames) < 3 and time.monotonic() < end:
+        time.sleep(0.02)
+    assert rig.gate.state is GateState.ACTIVE
+    assert rig.frames and all(f.t_mono >= live.start_mono for f in rig.frames)
+    opened = rig.gate.status().opened_mono
+    assert opened is not None and opened >= live.start_mono
+    rig.gate.stop("stopped")
+    rig.assert_closed_once()
+    events = rig.events()
+    assert events.index("gate.armed") < events.index("gate.opened")
+
+
+@pytest.mark.slow
+def test_stop_while_armed_never_opens_the_camera(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    live = rig.live(not_before=int(rig.clock.wall()) + 2, duration_s=600, lease_s=600)
+    assert rig.gate.activate(live)
+    assert rig.gate.state is GateState.ARMED
+    rig.gate.stop("stopped")
+    assert rig.gate.state is GateState.IDLE
+    while time.monotonic() < live.start_mono + 0.3:  # past the start: still closed
+        time.sleep(0.05)
+    assert rig.source.counters.opens == 0 and not rig.frames
+    assert rig.gate.status().reason == "stopped"
+    events = rig.events()
+    assert "gate.armed" in events and "gate.opened" not in events
 
 
 @pytest.mark.slow

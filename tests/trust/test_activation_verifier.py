@@ -16,7 +16,15 @@ from agent.hub.operator_keys import HubKeyStore
 from agent.trust import activation_verifier as av
 from agent.trust.activation_token import ACTIVATION_TYPE, RENEWAL_TYPE
 from agent.trust.key_certificates import issue_certificate
-from agent.trust.signed_document import canonical_json, sign_document
+from agent.trust.sequence_store import SEQUENCE_FILE
+from agent.trust.signed_document import (
+    MAX_DOCUMENT_BYTES,
+    b64e,
+    canonical_json,
+    key_id,
+    pae,
+    sign_document,
+)
 from agent.trust.system_clock import ClockSync, ManualClock
 
 
@@ -28,6 +36,30 @@ def world(tmp_path: Path) -> TrustWorld:
 def _verify(world: TrustWorld, token: bytes, **kw: object) -> av.Verified:
     kw.setdefault("loaded_watchlist_sha256", WATCHLIST)
     return world.verifier().verify(token, **kw)  # type: ignore[arg-type]
+
+
+def _body(token: bytes) -> dict[str, object]:
+    body: dict[str, object] = json.loads(base64.b64decode(json.loads(token)["payload"]))
+    return body
+
+
+def _sign_raw(payload_type: str, body: bytes, key: Ed25519PrivateKey) -> bytes:
+    """An envelope over arbitrary body bytes (``sign_document`` only signs canonical JSON)."""
+    sig = key.sign(pae(payload_type, body))
+    env = {"payloadType": payload_type, "payload": b64e(body)}
+    env["signatures"] = [{"keyid": key_id(key.public_key()), "sig": b64e(sig)}]  # type: ignore[list-item]
+    return canonical_json(env)
+
+
+def _envelope(token: bytes, **changes: object) -> bytes:
+    """The token's envelope with top-level ``changes`` (None removes a key), re-encoded."""
+    env = json.loads(token)
+    for k, v in changes.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    return canonical_json(env)
 
 
 def _resign(token: bytes, key: Ed25519PrivateKey, **changes: object) -> bytes:
@@ -92,10 +124,107 @@ def test_non_canonical_envelope_is_rejected(world: TrustWorld) -> None:
         _verify(world, pretty)
 
 
-@pytest.mark.parametrize("data", [b"", b"not json", b"[]", b'{"payloadType":"x"}'])
+NASTY_JSON = [
+    b"[" * 200_000,  # json raises RecursionError on this
+    b'{"a":' * 100_000,
+    b'{"payloadType":' + b"7" * 5000 + b"}",  # json raises ValueError (> 4300 digits)
+    b'{"payloadType":NaN}',
+    b'{"payloadType":"x","payload":"","signatures":[Infinity]}',
+    # These once passed the envelope parse and then crashed re-serialising it:
+    b'{"payload":"","payloadType":"x","signatures":[{"keyid":"a","sig":"","x":1e400}]}',
+    b'{"payload":"","payloadType":"\\ud800","signatures":[{"keyid":"a","sig":""}]}',
+    b'{"payload":"","payloadType":"x","payloadType":"y","signatures":[{"keyid":"a","sig":""}]}',
+    b"\xef\xbb\xbf{}",
+    b"\xff\xfe",
+]
+
+
+@pytest.mark.parametrize("data", [b"", b"not json", b"[]", b'{"payloadType":"x"}', *NASTY_JSON])
 def test_garbage_is_an_envelope_failure(world: TrustWorld, data: bytes) -> None:
     with pytest.raises(av.EnvelopeInvalid):
         _verify(world, data)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 200_000,
+        b'{"sequence":' + b"9" * 5000 + b"}",
+        b'{"signer_certificate":NaN}',
+        b"\xff",
+    ],
+)
+def test_signed_body_that_is_not_usable_json_is_rejected(world: TrustWorld, body: bytes) -> None:
+    key, _ = world.hub.operator("alice")
+    with pytest.raises(av.EnvelopeInvalid, match="no readable signer_certificate"):
+        _verify(world, _sign_raw(ACTIVATION_TYPE, body, key))
+
+
+def test_signed_body_with_a_duplicate_key_is_rejected(world: TrustWorld) -> None:
+    # Two readers of one document could otherwise see two different thresholds.
+    key, _ = world.hub.operator("alice")
+    raw = canonical_json(_body(world.activation()))
+    assert raw.endswith(b"}")
+    with pytest.raises(av.EnvelopeInvalid, match="no readable signer_certificate"):
+        _verify(world, _sign_raw(ACTIVATION_TYPE, raw[:-1] + b',"threshold":0.1}', key))
+
+
+def test_envelope_over_the_size_limit_is_rejected(world: TrustWorld) -> None:
+    token = world.activation()
+    with pytest.raises(av.EnvelopeInvalid, match="larger than"):
+        _verify(world, token + b" " * (MAX_DOCUMENT_BYTES + 1 - len(token)))
+
+
+def test_unknown_envelope_key_is_rejected(world: TrustWorld) -> None:
+    with pytest.raises(av.EnvelopeInvalid, match="unknown envelope field 'extra'"):
+        _verify(world, _envelope(world.activation(), extra="x"))
+
+
+@pytest.mark.parametrize("value", [None, "", 7])
+def test_missing_payload_type_is_rejected(world: TrustWorld, value: object) -> None:
+    token = _envelope(world.activation(), payloadType=value)
+    if value is not None:
+        env = json.loads(token)
+        env["payloadType"] = value
+        token = canonical_json(env)
+    with pytest.raises(av.EnvelopeInvalid, match="payloadType missing"):
+        _verify(world, token)
+
+
+@pytest.mark.parametrize("signatures", [[], "sig", {"keyid": "x"}])
+def test_envelope_without_signatures_is_rejected(world: TrustWorld, signatures: object) -> None:
+    with pytest.raises(av.EnvelopeInvalid, match="no signatures"):
+        _verify(world, _envelope(world.activation(), signatures=signatures))
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"sig": "AAAA"}, "missing keyid"),
+        ({"keyid": 5, "sig": "AAAA"}, "missing keyid"),
+        ("AAAA", "missing keyid"),
+        ({"keyid": "ab"}, "expected a base64 string"),
+        ({"keyid": "ab", "sig": "not base64!"}, "not valid base64"),
+    ],
+)
+def test_malformed_signature_entry_is_rejected(
+    world: TrustWorld, entry: object, message: str
+) -> None:
+    with pytest.raises(av.EnvelopeInvalid, match=message):
+        _verify(world, _envelope(world.activation(), signatures=[entry]))
+
+
+@pytest.mark.parametrize("certificate", [None, "%%%", 12, ["x"]])
+def test_missing_signer_certificate_is_rejected(world: TrustWorld, certificate: object) -> None:
+    key, _ = world.hub.operator("alice")
+    body = _body(world.activation())
+    if certificate is None:
+        del body["signer_certificate"]
+    else:
+        body["signer_certificate"] = certificate
+    token = sign_document(ACTIVATION_TYPE, body, key)
+    with pytest.raises(av.EnvelopeInvalid, match="no readable signer_certificate"):
+        _verify(world, token)
 
 
 def test_other_document_type_is_rejected(world: TrustWorld) -> None:
@@ -111,6 +240,32 @@ def test_certificate_from_another_root_is_rejected(world: TrustWorld, tmp_path: 
     other_world = TrustWorld(other, world.keys_dir, world.state_dir, world.device_keys, world.clock)
     with pytest.raises(av.CertificateInvalid):
         _verify(world, other_world.activation(operator="mallory"))
+
+
+def test_certificate_that_does_not_verify_is_rejected(world: TrustWorld) -> None:
+    key, _ = world.hub.operator("alice")
+    body = _body(world.activation())
+    body["signer_certificate"] = base64.b64encode(b"not a certificate").decode()
+    with pytest.raises(av.CertificateInvalid, match="certificate"):
+        _verify(world, sign_document(ACTIVATION_TYPE, body, key))
+
+
+def test_x25519_certified_key_cannot_sign(world: TrustWorld) -> None:
+    key, _ = world.hub.operator("alice")
+    cert = world.hub.hub_certificate("hub-alert")
+    body = _body(world.activation())
+    body["signer_certificate"] = base64.b64encode(cert.document).decode()
+    with pytest.raises(av.SignatureInvalid, match="hub-alert cannot sign"):
+        _verify(world, sign_document(ACTIVATION_TYPE, body, key))
+
+
+def test_signed_body_that_is_not_a_json_object_is_rejected(world: TrustWorld) -> None:
+    # Without an object there is no signer certificate to check a signature against, so
+    # this fails before the signature step.
+    key, _ = world.hub.operator("alice")
+    for body in (b"[1,2]", b'"text"', b"42"):
+        with pytest.raises(av.EnvelopeInvalid, match="no readable signer_certificate"):
+            _verify(world, _sign_raw(ACTIVATION_TYPE, body, key))
 
 
 def test_signature_by_a_key_other_than_the_certified_one_is_rejected(world: TrustWorld) -> None:
@@ -138,6 +293,40 @@ def test_unknown_or_missing_field_is_rejected(world: TrustWorld) -> None:
     del body["officer"]
     with pytest.raises(av.FieldsInvalid, match="'officer' missing"):
         _verify(world, sign_document(ACTIVATION_TYPE, body, key))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"device_id": "Bad Device"}, "device_id: 'Bad Device' does not match"),
+        ({"deployment_id": "Dep/1"}, "deployment_id: 'Dep/1' does not match"),
+        ({"deployment_id": 7}, "deployment_id: must be a string"),
+        ({"sequence": 0}, "sequence: must be an integer ≥ 1"),
+        ({"sequence": 2**53}, "sequence: must be an integer ≥ 1"),
+        ({"sequence": True}, "sequence: must be an integer ≥ 1"),
+        ({"sequence": 1.5}, "sequence: must be an integer ≥ 1"),
+        ({"issued_at": -1}, "issued_at: must be an integer ≥ 0"),
+        ({"lease_s": 0}, "lease_s: must be an integer ≥ 1"),
+        ({"threshold": 1.5}, "threshold: must be a number in 0–1"),
+        ({"threshold": -0.1}, "threshold: must be a number in 0–1"),
+        ({"threshold": "0.6"}, "threshold: must be a number in 0–1"),
+        ({"threshold": True}, "threshold: must be a number in 0–1"),
+        ({"watchlist_sha256": "AB" * 32}, "watchlist_sha256: must be 64 lower-case hex"),
+        ({"watchlist_sha256": "ab" * 31}, "watchlist_sha256: must be 64 lower-case hex"),
+        ({"officer": "  "}, "officer: must not be empty"),
+        ({"officer": "PS 1\n2"}, "officer: contains control characters"),
+        ({"officer": "x" * 201}, "officer: longer than 200"),
+        ({"revocations": ""}, "revocations: must be base64"),
+        ({"not_after": NOW}, "not_after: must be later than not_before"),
+    ],
+)
+def test_wrong_field_form_is_rejected(
+    world: TrustWorld, changes: dict[str, object], message: str
+) -> None:
+    key, _ = world.hub.operator("alice")
+    token = world.activation(not_before=NOW)
+    with pytest.raises(av.FieldsInvalid, match=message):
+        _verify(world, _resign(token, key, **changes))
 
 
 # -- role, validity, revocation -----------------------------------------------------
@@ -170,6 +359,18 @@ def test_expired_operator_certificate_is_rejected(world: TrustWorld) -> None:
         _verify(world, sign_document(ACTIVATION_TYPE, body, key))
 
 
+def test_certificate_not_yet_valid_is_rejected(world: TrustWorld) -> None:
+    root = world.hub.load_root_key()
+    key = Ed25519PrivateKey.generate()
+    cert = issue_certificate(
+        root, "early", "supervisor", key.public_key(), NOW + 3600, NOW + 7200, NOW
+    )
+    body = _body(world.activation())
+    body["signer_certificate"] = base64.b64encode(cert).decode()
+    with pytest.raises(av.CertificateNotValidNow, match="early is valid"):
+        _verify(world, sign_document(ACTIVATION_TYPE, body, key))
+
+
 def test_revoked_operator_is_rejected_and_the_list_persists(world: TrustWorld) -> None:
     old_token = world.activation()  # carries revocation list version 1
     world.hub.revoke_operator("alice", world.hub.load_root_key(), now=NOW)
@@ -188,6 +389,10 @@ def test_revocation_embedded_in_the_token_itself_applies(world: TrustWorld) -> N
     rl = base64.b64encode(world.hub.revocations().document).decode()
     with pytest.raises(av.SignerRevoked):
         _verify(world, _resign(token, key, revocations=rl, sequence=99))
+    # The refused document's list is kept: the revocation is not forgotten.
+    alice = world.hub.operator("alice")[1].key_id
+    assert world.verifier().trust.is_revoked(alice)
+    assert world.verifier().sequences.last() == 0
 
 
 def test_forged_revocation_list_is_rejected(world: TrustWorld) -> None:
@@ -200,6 +405,46 @@ def test_forged_revocation_list_is_rejected(world: TrustWorld) -> None:
     token = _resign(world.activation(), key, revocations=base64.b64encode(fake).decode())
     with pytest.raises(av.SignerRevoked, match="revocation list invalid"):
         _verify(world, token)
+
+
+def test_renewal_for_a_live_activation_whose_signer_is_revoked_is_rejected(
+    world: TrustWorld,
+) -> None:
+    live = _verify(world, world.activation(lease_s=300)).live  # signed by alice
+    assert live is not None and not world.verifier().signer_revoked(live)
+    world.hub.revoke_operator("alice", world.hub.load_root_key(), now=NOW)
+    # bob's renewal carries the newer list, which revokes alice.
+    renewal = world.issuer("bob").renewal("lfr-test-01", DEPLOYMENT, 300)
+    verifier = world.verifier()
+    with pytest.raises(av.SignerRevoked, match="live activation's signer alice"):
+        verifier.verify(renewal, live=live)
+    assert verifier.signer_revoked(live)
+    # The list was adopted and persisted although the renewal carrying it was refused.
+    assert world.verifier().signer_revoked(live)
+    assert world.verifier().trust.revocation_version == 2
+    assert world.verifier().sequences.last() == 1  # the refused renewal did not advance
+
+
+def test_list_revoking_the_live_signer_is_not_adopted_without_commit(world: TrustWorld) -> None:
+    live = _verify(world, world.activation()).live
+    assert live is not None
+    world.hub.revoke_operator("alice", world.hub.load_root_key(), now=NOW)
+    renewal = world.issuer("bob").renewal("lfr-test-01", DEPLOYMENT, 300)
+    with pytest.raises(av.SignerRevoked):
+        world.verifier().verify(renewal, live=live, commit=False)
+    assert not world.verifier().signer_revoked(live)
+
+
+def test_stop_carrying_a_list_that_revokes_the_live_signer_is_honoured(
+    world: TrustWorld,
+) -> None:
+    live = _verify(world, world.activation()).live
+    assert live is not None
+    world.hub.revoke_operator("alice", world.hub.load_root_key(), now=NOW)
+    stop = world.issuer("bob").stop("lfr-test-01", DEPLOYMENT, "alice's key was lost")
+    verifier = world.verifier()
+    assert verifier.verify(stop, live=live).names_live
+    assert verifier.signer_revoked(live)
 
 
 # -- device, clock, time window -----------------------------------------------------
@@ -256,27 +501,48 @@ def test_lease_longer_than_window_is_rejected(world: TrustWorld) -> None:
         _verify(world, token)
 
 
-def test_wall_clock_jump_back_does_not_extend_the_monotonic_bound(world: TrustWorld) -> None:
-    live = _verify(world, world.activation(duration_s=3600)).live
+def test_renewal_after_the_live_activation_has_ended_is_rejected(world: TrustWorld) -> None:
+    live = _verify(world, world.activation(duration_s=600, lease_s=600)).live
     assert live is not None
-    world.clock.advance(1800)
-    world.clock.jump_wall(-7200)  # wall clock set back two hours
-    # The monotonic bound is unchanged: still 1800 s left, not 3.5 h.
-    assert live.end_mono - world.clock.mono() == pytest.approx(1800)
+    world.clock.advance(601)  # past the end on both clocks...
+    world.clock.jump_wall(-590)  # ...then the wall clock is set back inside the window
+    assert world.clock.wall() < live.not_after
+    renewal = world.issuer("bob").renewal("lfr-test-01", DEPLOYMENT, 300)
+    with pytest.raises(av.NotLive, match="has ended"):
+        _verify(world, renewal, live=live)
+
+
+def test_renewal_after_the_wall_clock_end_is_rejected(world: TrustWorld) -> None:
+    live = _verify(world, world.activation(duration_s=600, lease_s=600)).live
+    assert live is not None
+    world.clock.jump_wall(600)  # the monotonic bound still holds; the wall clock does not
+    renewal = world.issuer("bob").renewal("lfr-test-01", DEPLOYMENT, 300)
+    with pytest.raises(av.NotLive, match="has ended"):
+        _verify(world, renewal, live=live)
 
 
 # -- renewal, stop, live ------------------------------------------------------------
-def test_renewal_extends_the_lease_of_the_live_activation_only(world: TrustWorld) -> None:
+def test_renewal_extends_the_lease_of_the_live_activation(world: TrustWorld) -> None:
     live = _verify(world, world.activation(lease_s=300)).live
     assert live is not None
     world.clock.advance(200)
     renewal = world.issuer("bob").renewal("lfr-test-01", DEPLOYMENT, 300)
-    renewed = _verify(world, renewal, live=live).live
+    result = _verify(world, renewal, live=live)
+    assert result.names_live and "live" in result.steps
+    renewed = result.live
     assert renewed is not None
     assert renewed.lease_until_mono == pytest.approx(world.clock.mono() + 300)
+    assert renewed.start_mono == live.start_mono and renewed.end_mono == live.end_mono
+
+
+def test_renewal_for_another_deployment_is_rejected(world: TrustWorld) -> None:
+    live = _verify(world, world.activation()).live
     other = world.issuer("bob").renewal("lfr-test-01", "dep-other", 300)
-    with pytest.raises(av.NotLive, match="dep-other"):
-        _verify(world, other, live=renewed)
+    with pytest.raises(av.NotLive, match="names deployment 'dep-other', live is"):
+        _verify(world, other, live=live)
+
+
+def test_renewal_with_nothing_live_is_rejected(world: TrustWorld) -> None:
     with pytest.raises(av.NotLive, match="no live activation"):
         _verify(world, world.issuer().renewal("lfr-test-01", DEPLOYMENT, 300), live=None)
 
@@ -310,9 +576,70 @@ def test_stop_names_the_live_deployment(world: TrustWorld) -> None:
     live = _verify(world, world.activation()).live
     stop = world.issuer("bob").stop("lfr-test-01", DEPLOYMENT, "officers left")
     result = _verify(world, stop, live=live)
-    assert result.document.kind == "stop" and result.live is None
+    assert result.document.kind == "stop" and result.live is None and result.names_live
     with pytest.raises(av.SequenceNotNewer):
         _verify(world, stop, live=live)  # replayed stop
+
+
+def test_stop_with_nothing_live_is_honoured(world: TrustWorld) -> None:
+    # After a lease lapse, a camera failure or a restart: the stop still ends (and wipes)
+    # the deployment it names.
+    live = _verify(world, world.activation(lease_s=300)).live
+    assert live is not None
+    world.clock.advance(400)
+    stop = world.issuer("bob").stop("lfr-test-01", DEPLOYMENT, "lease lapsed")
+    result = _verify(world, stop, live=None)
+    assert result.document.deployment_id == DEPLOYMENT and not result.names_live
+    assert result.steps[-3:] == ["time-window", "sequence", "commit"]
+    assert world.verifier().sequences.last() == 2
+
+
+def test_stop_for_another_deployment_is_honoured_and_leaves_the_live_one(
+    world: TrustWorld,
+) -> None:
+    live = _verify(world, world.activation()).live
+    stop = world.issuer("bob").stop("lfr-test-01", "dep-earlier", "wipe the old watchlist")
+    result = _verify(world, stop, live=live)
+    assert result.document.deployment_id == "dep-earlier"
+    assert not result.names_live and result.live is None
+    # The live activation is untouched: it can still be renewed.
+    renewed = _verify(world, world.issuer("bob").renewal("lfr-test-01", DEPLOYMENT, 60), live=live)
+    assert renewed.names_live and renewed.live is not None
+
+
+def test_stop_still_passes_every_other_check(world: TrustWorld) -> None:
+    key, _ = world.hub.operator("bob")
+    stop = world.issuer("bob").stop("lfr-test-01", DEPLOYMENT, "x")
+    with pytest.raises(av.WrongDevice):
+        _verify(world, _resign(stop, key, device_id="lfr-other-02"))
+    with pytest.raises(av.SignatureInvalid):
+        _verify(world, _resign(stop, Ed25519PrivateKey.generate()))
+    world.hub.revoke_operator("bob", world.hub.load_root_key(), now=NOW)
+    rl = base64.b64encode(world.hub.revocations().document).decode()
+    with pytest.raises(av.SignerRevoked, match="bob"):
+        _verify(world, _resign(stop, key, revocations=rl))
+
+
+@pytest.mark.parametrize("kind", ["renewal", "stop"])
+def test_renewal_or_stop_issued_in_the_future_is_rejected(world: TrustWorld, kind: str) -> None:
+    live = _verify(world, world.activation()).live
+    key, _ = world.hub.operator("bob")
+    issuer = world.issuer("bob")
+    doc = (
+        issuer.renewal("lfr-test-01", DEPLOYMENT, 60)
+        if kind == "renewal"
+        else issuer.stop("lfr-test-01", DEPLOYMENT, "x")
+    )
+    with pytest.raises(av.OutsideTimeWindow, match=f"{kind} issued in the future"):
+        _verify(world, _resign(doc, key, issued_at=int(world.clock.wall()) + 121), live=live)
+
+
+def test_stale_stop_is_rejected(world: TrustWorld) -> None:
+    live = _verify(world, world.activation()).live
+    stop = world.issuer("bob").stop("lfr-test-01", DEPLOYMENT, "x")
+    world.clock.advance(121)
+    with pytest.raises(av.OutsideTimeWindow, match="stop is stale"):
+        _verify(world, stop, live=live)
 
 
 def test_renewal_signed_as_activation_type_is_rejected(world: TrustWorld) -> None:
@@ -337,6 +664,25 @@ def test_downgraded_sequence_is_rejected_after_restart(world: TrustWorld) -> Non
     _verify(world, second)  # sequence 2 accepted, then the device restarts
     with pytest.raises(av.SequenceNotNewer, match="1 is not greater than the last accepted 2"):
         world.verifier().verify(first, loaded_watchlist_sha256=WATCHLIST)
+
+
+@pytest.mark.parametrize("damage", ["directory", "corrupt", "nested", "huge-int", "negative"])
+def test_unreadable_sequence_file_is_rejected(world: TrustWorld, damage: str) -> None:
+    path = world.state_dir / SEQUENCE_FILE
+    world.state_dir.mkdir(parents=True, exist_ok=True)
+    if damage == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(
+            {
+                "corrupt": b'{"last_seq',
+                "nested": b"[" * 200_000,
+                "huge-int": b'{"last_sequence":' + b"9" * 5000 + b"}",
+                "negative": b'{"last_sequence":-1}',
+            }[damage]
+        )
+    with pytest.raises(av.SequenceNotNewer, match="sequence store"):
+        _verify(world, world.activation())
 
 
 def test_rejected_token_does_not_advance_the_sequence(world: TrustWorld) -> None:
@@ -368,6 +714,16 @@ def test_threshold_below_floor_is_rejected(world: TrustWorld) -> None:
 def test_each_failure_names_its_step(world: TrustWorld) -> None:
     steps = {cls.step for cls in av.ActivationRejected.__subclasses__()}
     assert len(steps) == len(av.ActivationRejected.__subclasses__()) == 14
+
+
+def test_live_activation_starts_at_not_before_on_the_monotonic_clock(world: TrustWorld) -> None:
+    start = int(world.clock.wall()) + 100  # within the tolerance: accepted early
+    live = _verify(world, world.activation(not_before=start)).live
+    assert live is not None
+    assert live.start_mono == pytest.approx(world.clock.mono() + 100)
+    assert live.signer_key_id == world.hub.operator("alice")[1].key_id
+    now_live = _verify(world, world.activation()).live
+    assert now_live is not None and now_live.start_mono == world.clock.mono()
 
 
 def test_manual_clock_moves_only_when_told() -> None:

@@ -227,6 +227,45 @@ def test_ack_round_trip_and_rejects() -> None:
     assert decode_ack(encode_ack([("a" * 32, bytes(16))] * 500))
 
 
+NASTY_JSON = [
+    b"[" * 200_000,  # json raises RecursionError on this
+    b'{"v":' + b"2" * 5000 + b"}",  # json raises ValueError (> 4300 digits)
+    b'{"ack":[],"v":NaN}',
+    b'{"ack":[],"v":Infinity}',
+    b'{"ack":[],"v":2,"v":2}',
+    b'{"ack":[],"v":2e400}',
+    b'{"ack":["\\ud800"],"v":2}',
+]
+
+
+@pytest.mark.parametrize("data", NASTY_JSON)
+def test_hostile_json_is_rejected_cleanly(data: bytes) -> None:
+    with pytest.raises(AlertEnvelopeError):
+        _open(data)
+    with pytest.raises(AlertEnvelopeError, match="ack"):
+        decode_ack(data[:60_000])
+    # As the authenticated header or as the sealed metadata of a device-signed alert.
+    header_body = {"header": base64.b64encode(data).decode(), "box": ""}
+    with pytest.raises(AlertEnvelopeError, match="header"):
+        _open(sign_document(ALERT_PAYLOAD_TYPE, header_body, KEYS.device))
+    header = canonical_json(
+        {
+            "alert_id": "a" * 32,
+            "deployment": "d",
+            "device": "lfr-test-01",
+            "recipient": key_id(KEYS.hub.public_key()),
+            "sealed_at": 1,
+            "seq": 1,
+            "v": 1,
+        }
+    )
+    content = b"".join(len(p).to_bytes(4, "big") + p for p in (data, b"jpeg", b""))
+    box = seal(KEYS.hub.public_key(), content, aad=header, info=ALERT_INFO)
+    body = {"header": base64.b64encode(header).decode(), "box": base64.b64encode(box).decode()}
+    with pytest.raises(AlertEnvelopeError, match="content"):
+        _open(sign_document(ALERT_PAYLOAD_TYPE, body, KEYS.device))
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=2048))
 def test_random_bytes_are_rejected_cleanly(data: bytes) -> None:

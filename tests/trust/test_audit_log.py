@@ -12,9 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.trust.audit_log import (
+    GENESIS_PREV,
+    SECURITY_EVENT_PREFIXES,
     AuditFieldRefused,
     AuditLog,
     AuditLogError,
+    line_hash,
     verify_audit_log,
 )
 from agent.trust.signed_document import canonical_json
@@ -33,6 +36,18 @@ def _write_log(path: Path, n: int, every: int = 4) -> bytes:
 
 def _lines(data: bytes) -> list[bytes]:
     return data.split(b"\n")[:-1]
+
+
+def _rechain(entries: list[dict[str, object]]) -> bytes:
+    """Lines for ``entries`` with seq and prev recomputed: what an attacker without the
+    device key can do after editing. Checkpoint signatures stay as they were."""
+    prev, out = GENESIS_PREV, []
+    for seq, e in enumerate(entries, start=1):
+        e["seq"], e["prev"] = seq, prev
+        line = canonical_json(e)
+        prev = line_hash(line)
+        out.append(line)
+    return b"\n".join(out) + b"\n"
 
 
 def test_entries_chain_and_checkpoints_verify(tmp_path: Path) -> None:
@@ -93,8 +108,6 @@ def test_line_truncated_in_the_middle_is_detected(tmp_path: Path) -> None:
 
 def test_rewritten_chain_fails_the_checkpoint_signature(tmp_path: Path) -> None:
     # An attacker edits an entry and recomputes every later hash, but cannot re-sign.
-    from agent.trust.audit_log import line_hash
-
     lines = _lines(_write_log(tmp_path / "a.jsonl", 3, every=10))
     entries = [json.loads(x) for x in lines]
     entries[0]["fields"]["note"] = "nothing happened"
@@ -137,9 +150,146 @@ def test_torn_final_line_is_reported_then_recovered(tmp_path: Path) -> None:
 
 def test_fake_recovery_entry_cannot_hide_an_edit(tmp_path: Path) -> None:
     lines = _lines(_write_log(tmp_path / "a.jsonl", 6))
-    lines[2] = b"garbage"
-    with pytest.raises(AuditLogError, match="line 3"):
-        verify_audit_log(b"\n".join(lines) + b"\n", PUB)
+    assert json.loads(lines[4])["event"] == "audit.checkpoint"  # signs lines 1–4
+    # Line 3 is replaced by garbage and a forged recovery entry, chained to line 2 exactly
+    # as the agent would write it, is put right after it.
+    forged = canonical_json(
+        {
+            "event": "audit.recovered",
+            "fields": {"torn_bytes": 7, "torn_line": 3},
+            "prev": line_hash(lines[1]),
+            "seq": 3,
+            "time": json.loads(lines[2])["time"],
+        }
+    )
+    tampered = [*lines[:2], b"garbage", forged, *lines[3:]]
+    with pytest.raises(AuditLogError, match="line 5 .*does not chain"):
+        verify_audit_log(b"\n".join(tampered) + b"\n", PUB)
+    # Renumbering and re-chaining everything after it still leaves the next checkpoint
+    # signature, which covers the original chain.
+    entries = [json.loads(x) for x in lines[:2]] + [json.loads(forged)]
+    entries += [json.loads(x) for x in lines[3:]]
+    rechained = _lines(_rechain(entries))
+    with pytest.raises(AuditLogError, match="checkpoint signature does not verify"):
+        verify_audit_log(b"\n".join([*rechained[:2], b"garbage", *rechained[2:]]) + b"\n", PUB)
+
+
+def test_recovery_event_is_reserved(tmp_path: Path) -> None:
+    log = AuditLog.open(tmp_path / "a.jsonl", KEY, 4)
+    with pytest.raises(AuditFieldRefused, match="reserved"):
+        log.append("audit.recovered", torn_line=1)
+    log.close()
+
+
+@pytest.mark.fault
+def test_complete_last_entry_without_newline_is_continued(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    full = _write_log(path, 3)
+    path.write_bytes(full[:-1])  # the final newline is lost, the entry itself is whole
+    log = AuditLog.open(path, KEY, 4)
+    assert log.recovered_torn_line is None
+    log.append("after.restart")
+    log.close()
+    report = verify_audit_log(path.read_bytes(), PUB)
+    assert report.recovered_lines == [] and report.torn_tail_line is None
+    assert report.entries == len(_lines(full)) + 2
+    events = [json.loads(x)["event"] for x in _lines(path.read_bytes())]
+    assert "audit.recovered" not in events and events[-2] == "after.restart"
+    # And it stays verifiable across a second restart.
+    log = AuditLog.open(path, KEY, 4)
+    log.append("second.restart")
+    log.close()
+    verify_audit_log(path.read_bytes(), PUB)
+
+
+def _crash(log: AuditLog) -> None:
+    """The process dies: the file is left as written, no closing checkpoint."""
+    import os
+
+    os.close(log._fd)
+    log._closed = True
+
+
+def test_security_entries_are_signed_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    log = AuditLog.open(path, KEY, 50)
+    kinds = [p + "x" for p in SECURITY_EVENT_PREFIXES]
+    for i, kind in enumerate(kinds):
+        log.append("test.event", index=i)
+        log.append(kind, index=i)
+    log.append("test.event", index=99)
+    _crash(log)
+    lines = _lines(path.read_bytes())
+    events = [json.loads(x)["event"] for x in lines]
+    for i, event in enumerate(events):
+        if event.startswith(SECURITY_EVENT_PREFIXES):
+            assert events[i + 1] == "audit.checkpoint", event
+    report = verify_audit_log(path.read_bytes(), PUB)
+    assert report.checkpoints == len(kinds)
+    # The unsigned tail holds no security entry to edit: only the last plain one.
+    assert report.unsigned_tail == 1 and events[-1] == "test.event"
+    assert not any(e.startswith(SECURITY_EVENT_PREFIXES) for e in events[-report.unsigned_tail :])
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_edit_anywhere_before_the_last_checkpoint_is_detected(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    path = tmp_path_factory.mktemp("a") / "audit.jsonl"
+    log = AuditLog.open(path, KEY, 50)
+    log.append("test.event", note="plain")
+    log.append("control.rejected", step="signature")
+    log.append("test.event", note="plain")
+    log.append("gate.closed", reason="stopped")
+    log.append("test.event", note="tail")
+    _crash(log)
+    entries = [json.loads(x) for x in _lines(path.read_bytes())]
+    last_cp = max(i for i, e in enumerate(entries) if e["event"] == "audit.checkpoint")
+    i = data.draw(st.integers(0, last_cp))
+    entries[i]["fields"]["note"] = "edited"
+    # Even with every hash and sequence recomputed, a checkpoint signature fails.
+    with pytest.raises(AuditLogError):
+        verify_audit_log(_rechain(entries), PUB)
+
+
+def test_head_anchors_the_last_entry(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    log = AuditLog.open(path, KEY, 4)
+    assert log.head() == (0, GENESIS_PREV)
+    log.append("test.event", index=1)
+    seq, digest = log.head()
+    last = _lines(path.read_bytes())[-1]
+    assert seq == json.loads(last)["seq"] == 1 and digest == line_hash(last)
+    log.close()
+    reopened = AuditLog.open(path, KEY, 4)
+    assert reopened.head() == log.head()  # the closing checkpoint is the last entry
+    reopened.close()
+    assert verify_audit_log(path.read_bytes(), PUB).head == log.head()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"[" * 200_000,
+        b'{"seq":' + b"1" * 5000 + b"}",
+        b'{"event":"x","fields":{},"prev":"' + b"0" * 64 + b'","seq":1,"time":NaN}',
+        b'{"event":"x","fields":{"a":1e400},"prev":"0","seq":1,"time":"t"}',
+        b'{"event":"\\ud800","fields":{},"prev":"0","seq":1,"time":"t"}',
+        b'{"event":"x","event":"y","fields":{},"prev":"0","seq":1,"time":"t"}',
+    ],
+)
+def test_hostile_lines_fail_verification_cleanly(tmp_path: Path, line: bytes) -> None:
+    lines = _lines(_write_log(tmp_path / "a.jsonl", 3))
+    with pytest.raises(AuditLogError, match="line 2: not a valid entry"):
+        verify_audit_log(b"\n".join([lines[0], line, *lines[1:]]) + b"\n", PUB)
+    # As the last line it is a torn tail; reopening keeps it and continues the chain.
+    path = tmp_path / "b.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n" + line)
+    log = AuditLog.open(path, KEY, 4)
+    assert log.recovered_torn_line == len(lines) + 1
+    log.close()
+    assert verify_audit_log(path.read_bytes(), PUB).recovered_lines == [len(lines) + 1]
 
 
 @pytest.mark.parametrize(
