@@ -55,8 +55,10 @@ from agent.trust.key_certificates import ROLE_SUPERVISOR
 from agent.trust.key_files import write_atomic
 from agent.trust.signed_document import (
     DocumentError,
+    UntrustedJsonError,
     canonical_json,
     key_id,
+    loads_untrusted,
     open_document,
     parse_envelope,
 )
@@ -132,11 +134,11 @@ def open_request(data: bytes) -> EnrolmentRequest:
         ptype, body_bytes, _ = parse_envelope(data)
         if ptype != REQUEST_TYPE:
             raise RequestRefused(f"request: type is {ptype[:80]!r}, not an enrolment request")
-        body = json.loads(body_bytes)
+        body = loads_untrusted(body_bytes)
     except DocumentError as exc:
         raise RequestRefused(f"request: {exc}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RequestRefused("request: body is not JSON") from exc
+    except UntrustedJsonError as exc:
+        raise RequestRefused(f"request: body is not usable JSON ({exc})") from exc
     if not isinstance(body, dict) or set(body) != REQUEST_FIELDS:
         raise RequestRefused("request: fields missing or unknown (made by another version?)")
     signing = _load_pub(body["signing_public_pem"], Ed25519PublicKey, "signing_public_pem")

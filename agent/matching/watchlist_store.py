@@ -56,6 +56,7 @@ from agent.matching.watchlist_bundle import (
     open_bundle,
 )
 from agent.trust.key_files import write_atomic
+from agent.trust.signed_document import loads_untrusted
 from agent.vision.model_store import PinnedModel
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ class WatchlistStore:
         if not path.exists():
             return
         try:
-            raw = json.loads(path.read_text())
+            raw = loads_untrusted(path.read_bytes())
             stored = {h: StoredWatchlist.from_json(h, d) for h, d in raw["stored"].items()}
             high_water = {str(k): float(v) for k, v in raw["high_water"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

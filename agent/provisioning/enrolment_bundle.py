@@ -55,8 +55,10 @@ from agent.trust.key_certificates import (
 )
 from agent.trust.signed_document import (
     DocumentError,
+    UntrustedJsonError,
     b64e,
     key_id,
+    loads_untrusted,
     open_document,
     parse_envelope,
     sign_document,
@@ -169,9 +171,9 @@ class BundleCandidate:
         if ptype != BUNDLE_TYPE:
             raise BundleRefused(f"bundle: type is {ptype[:80]!r}, not an enrolment bundle")
         try:
-            body = json.loads(body_bytes)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleRefused("bundle: body is not JSON") from exc
+            body = loads_untrusted(body_bytes)
+        except UntrustedJsonError as exc:
+            raise BundleRefused(f"bundle: body is not usable JSON ({exc})") from exc
         if not isinstance(body, dict):
             raise BundleRefused("bundle: body is not a JSON object")
         files = body.get("hub_files")

@@ -32,13 +32,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import fcntl
 import hashlib
 import math
 import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -157,7 +159,8 @@ def _checkpoint_message(entry: dict[str, Any]) -> bytes:
 
 
 class AuditLog:
-    """Appends audit entries; thread-safe. Use ``AuditLog.open``."""
+    """Appends audit entries; safe across threads and across processes (the daemon and
+    a technician's command may hold the same log open). Use ``AuditLog.open``."""
 
     def __init__(
         self,
@@ -165,9 +168,6 @@ class AuditLog:
         fd: int,
         signing_key: Ed25519PrivateKey,
         checkpoint_every: int,
-        last_seq: int,
-        last_hash: str,
-        since_checkpoint: int,
         wall: Callable[[], float],
     ) -> None:
         self.path = path
@@ -175,12 +175,16 @@ class AuditLog:
         self._key = signing_key
         self._key_id = key_id(signing_key.public_key())
         self._every = checkpoint_every
-        self._seq = last_seq
-        self._prev = last_hash
-        self._since_checkpoint = since_checkpoint
         self._wall = wall
         self._lock = threading.Lock()
         self._closed = False
+        # The chain as far as this object has read the file: the last entry's sequence
+        # and line hash, entries since the last checkpoint, lines and bytes read.
+        self._seq = 0
+        self._prev = GENESIS_PREV
+        self._since_checkpoint = 0
+        self._lines = 0
+        self._end = 0
         self.recovered_torn_line: int | None = None
 
     @classmethod
@@ -197,66 +201,96 @@ class AuditLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         existed = path.exists()
         try:
-            data = path.read_bytes() if existed else b""
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as exc:
             raise LfrError(f"audit: {path}: cannot open ({exc.strerror})") from exc
         if not existed:
             fsync_dir(path.parent)
+        log = cls(path, fd, device_signing_key, checkpoint_every, wall)
+        try:
+            with log._lock, log._file_locked():
+                pass  # reading the file to its end is all an open needs
+        except BaseException:
+            os.close(fd)
+            raise
+        return log
+
+    @contextlib.contextmanager
+    def _file_locked(self) -> Iterator[None]:
+        """Hold the file lock and first catch up with what other writers appended."""
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise LfrError(f"audit: {self.path}: cannot lock ({exc.strerror})") from exc
+        try:
+            self._catch_up()
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _catch_up(self) -> None:
+        try:
+            size = os.fstat(self._fd).st_size
+            data = os.pread(self._fd, size - self._end, self._end) if size > self._end else b""
+        except OSError as exc:
+            raise LfrError(f"audit: {self.path}: read failed ({exc.strerror})") from exc
+        if not data:
+            return
+        self._end += len(data)
         lines = data.split(b"\n")
         ends_clean = lines[-1] == b""
         if ends_clean:
             lines.pop()
-        last_seq, last_hash, since = 0, GENESIS_PREV, 0
-        torn: int | None = None
+        torn: tuple[int, int] | None = None
         for i, line in enumerate(lines, start=1):
+            self._lines += 1
             entry = _parse_entry(line)
             if entry is None:
-                # Only an unterminated last line is a torn write; anything else is left
-                # for verify to report.
-                torn = i if i == len(lines) and not ends_clean else None
+                # Only an unterminated last line is a torn write (a writer died in its
+                # write); anything else is left for verify to report.
+                if i == len(lines) and not ends_clean:
+                    torn = (self._lines, len(line))
                 continue
-            last_seq, last_hash = entry["seq"], line_hash(line)
-            since = 0 if entry["event"] == CHECKPOINT_EVENT else since + 1
-        log = cls(path, fd, device_signing_key, checkpoint_every, last_seq, last_hash, since, wall)
+            self._seq, self._prev = entry["seq"], line_hash(line)
+            self._since_checkpoint = (
+                0 if entry["event"] == CHECKPOINT_EVENT else self._since_checkpoint + 1
+            )
         if not ends_clean:
             # A complete last entry without its newline (or a torn fragment) must be
             # terminated, or the next entry would be joined onto it for good.
-            try:
-                os.write(fd, b"\n")
-                os.fsync(fd)
-            except OSError as exc:
-                os.close(fd)
-                raise LfrError(f"audit: {path}: write failed ({exc.strerror})") from exc
+            self._write_bytes(b"\n")
         if torn is not None:
-            log.recovered_torn_line = torn
-            log._record(RECOVERED_EVENT, {"torn_line": torn, "torn_bytes": len(lines[torn - 1])})
-        return log
+            self.recovered_torn_line = torn[0]
+            self._record_locked(RECOVERED_EVENT, {"torn_line": torn[0], "torn_bytes": torn[1]})
 
     def append(self, event: str, **fields: FieldValue) -> None:
         """Add one entry (fsynced before returning); may add a signed checkpoint after it."""
         check_fields(event, fields)
         if event in (CHECKPOINT_EVENT, RECOVERED_EVENT):
             raise AuditFieldRefused(f"audit: event {event!r} is reserved")
-        self._record(event, dict(fields))
-
-    def _record(self, event: str, fields: dict[str, Any]) -> None:
         with self._lock:
             if self._closed:
                 raise LfrError(f"audit: {self.path}: log is closed")
-            self._write(event, fields)
-            self._since_checkpoint += 1
-            if (
-                self._since_checkpoint >= self._every
-                or event == RECOVERED_EVENT
-                or event.startswith(SECURITY_EVENT_PREFIXES)
-            ):
-                self._checkpoint()
+            with self._file_locked():
+                self._record_locked(event, dict(fields))
+
+    def _record_locked(self, event: str, fields: dict[str, Any]) -> None:
+        self._write(event, fields)
+        self._since_checkpoint += 1
+        if (
+            self._since_checkpoint >= self._every
+            or event == RECOVERED_EVENT
+            or event.startswith(SECURITY_EVENT_PREFIXES)
+        ):
+            self._checkpoint()
 
     def checkpoint(self) -> None:
         with self._lock:
-            if not self._closed and self._since_checkpoint:
-                self._checkpoint()
+            if self._closed:
+                return
+            with self._file_locked():
+                if self._since_checkpoint:
+                    self._checkpoint()
 
     def close(self) -> None:
         """Sign a final checkpoint (unless the last entry is one) and close the file."""
@@ -264,8 +298,9 @@ class AuditLog:
             if self._closed:
                 return
             try:
-                if self._since_checkpoint:
-                    self._checkpoint()
+                with self._file_locked():
+                    if self._since_checkpoint:
+                        self._checkpoint()
             finally:
                 self._closed = True
                 os.close(self._fd)
@@ -296,13 +331,20 @@ class AuditLog:
         if sign:
             entry["sig"] = b64e(self._key.sign(_checkpoint_message(entry)))
         line = canonical_json(entry)
+        self._write_bytes(line + b"\n")
+        self._seq += 1
+        self._prev = line_hash(line)
+        self._lines += 1
+
+    def _write_bytes(self, data: bytes) -> None:
         try:
-            os.write(self._fd, line + b"\n")
+            written = os.write(self._fd, data)
             os.fsync(self._fd)
         except OSError as exc:
             raise LfrError(f"audit: {self.path}: write failed ({exc.strerror})") from exc
-        self._seq += 1
-        self._prev = line_hash(line)
+        self._end += written
+        if written != len(data):
+            raise LfrError(f"audit: {self.path}: short write ({written} of {len(data)} bytes)")
 
 
 def audit_log_path(cfg: AgentConfig) -> Path:

@@ -338,3 +338,67 @@ def test_closed_log_refuses_appends(tmp_path: Path) -> None:
     log.close()
     with pytest.raises(Exception, match="closed"):
         log.append("late")
+
+
+def test_two_writers_holding_the_log_open_keep_one_chain(tmp_path: Path) -> None:
+    # The daemon keeps the log open while a technician's command (watchlist wipe,
+    # camera probe) opens it too: each must continue from what the other wrote.
+    path = tmp_path / "a.jsonl"
+    daemon = AuditLog.open(path, KEY, 50)
+    daemon.append("daemon.event", index=0)
+    technician = AuditLog.open(path, KEY, 50)
+    technician.append("watchlist.wiped", reason="operator")
+    daemon.append("daemon.event", index=1)
+    technician.append("technician.event", index=2)
+    technician.close()
+    daemon.append("gate.opened")
+    daemon.close()
+    report = verify_audit_log(path.read_bytes(), PUB)
+    events = [json.loads(line)["event"] for line in _lines(path.read_bytes())]
+    assert [e for e in events if e != "audit.checkpoint"] == [
+        "daemon.event",
+        "watchlist.wiped",
+        "daemon.event",
+        "technician.event",
+        "gate.opened",
+    ]
+    assert report.unsigned_tail == 0
+
+
+def test_writers_in_other_processes_keep_one_chain(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from cryptography.hazmat.primitives import serialization
+
+    path = tmp_path / "a.jsonl"
+    key_file = tmp_path / "key.pem"
+    key_file.write_bytes(
+        KEY.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from cryptography.hazmat.primitives import serialization\n"
+        "from agent.trust.audit_log import AuditLog\n"
+        "key = serialization.load_pem_private_key(Path(sys.argv[2]).read_bytes(), None)\n"
+        "log = AuditLog.open(Path(sys.argv[1]), key, 5)\n"
+        "for i in range(60):\n"
+        "    log.append('proc.event', writer=int(sys.argv[3]), index=i)\n"
+        "log.close()\n"
+    )
+    held_open = AuditLog.open(path, KEY, 5)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(path), str(key_file), str(k)])
+        for k in range(3)
+    ]
+    for i in range(60):
+        held_open.append("proc.event", writer=99, index=i)
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    held_open.close()
+    report = verify_audit_log(path.read_bytes(), PUB)
+    assert report.entries - report.checkpoints == 4 * 60

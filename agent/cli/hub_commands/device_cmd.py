@@ -25,7 +25,7 @@ from agent.hub.operator_keys import HubKeyStore
 from agent.provisioning.enrolment_bundle import format_fingerprint
 from agent.transport.mqtt_link import MqttLinkError, make_tls_client
 from agent.trust.key_files import write_atomic
-from agent.trust.signed_document import key_id
+from agent.trust.signed_document import key_id, loads_untrusted
 
 DEFAULT_DB = Path("/var/lib/lfr-hub/alerts.db")
 MAX_REQUEST_BYTES = 256 * 1024
@@ -145,7 +145,7 @@ def read_statuses(args: argparse.Namespace) -> dict[str, str]:
         state = "offline" if payload.strip() in (b"", b"offline") else "online"
         if state == "online":
             try:
-                body = json.loads(payload)
+                body = loads_untrusted(payload)
                 if isinstance(body, dict) and isinstance(body.get("state"), str):
                     state = f"online ({body['state']})"
             except ValueError:
