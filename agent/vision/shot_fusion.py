@@ -5,12 +5,13 @@ Two methods:
   is the best score any shot reached.
 - ``weighted_mean``: the shots' embeddings are averaged with their quality rank
   as weight and the mean (re-normalised) is compared once.
-Which one decides is the ``matching.fusion`` setting. Measured on the shared
-face photos (13 people, one enrolment photo each, tracks of 3 other photos,
-20 random draws): the weighted mean separates mated from non-mated scores
-better (d' 9.7 against 8.7 for best-of; highest non-mated score 0.42 against
-0.45; lowest mated 0.58 against 0.54; one shot alone: d' 8.1), hence the
-default. Best-of lets a single lucky shot of a stranger decide.
+Which one decides is the ``matching.fusion`` setting. ``lfr-agent eval openset``
+compares them on tracks of ``--track-shots`` photos per identity (TPIR at fixed
+FPIR and d′ for each method and for one shot alone; see its "shot fusion"
+lines and ``summary.json``). On the shared face photos the weighted mean
+separates mated from non-mated track scores better than best-of (README,
+"Performance and accuracy"), hence the default: best-of lets a single lucky
+shot of a stranger decide.
 """
 
 from __future__ import annotations

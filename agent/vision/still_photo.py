@@ -69,7 +69,7 @@ class StillPhotoAnalyser:
         )
 
     def embed(self, image: ImageArray, det: Detection) -> npt.NDArray[np.float32]:
-        """Unit 128-d float32 embedding of the face ``det`` in ``image``."""
+        """Unit float32 embedding (``embedder.dim`` long) of the face ``det`` in ``image``."""
         emb: npt.NDArray[np.float32] = self.embedder.embed([align_face(image, det.landmarks)])[0]
         return emb
 

@@ -83,3 +83,50 @@ def test_unreadable_list_is_a_one_line_usage_error(tmp_path: Path, models_dir: P
     assert res.stderr.strip().splitlines() == [
         "lfr-agent: error: embed: cannot read list nope.txt: FileNotFoundError"
     ]
+
+
+def _embedder_with_dim(source: Path, dest: Path, dim: int) -> str:
+    """SFace followed by a fixed random projection to ``dim`` numbers: an operator's model."""
+    import hashlib
+
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    old_out = graph.output[0]
+    width = old_out.type.tensor_type.shape.dim[-1].dim_value
+    proj = np.random.default_rng(3).standard_normal((width, dim)).astype(np.float32)
+    graph.initializer.append(numpy_helper.from_array(proj, "operator_projection"))
+    graph.node.append(
+        helper.make_node("MatMul", [old_out.name, "operator_projection"], ["projected"])
+    )
+    batch = old_out.type.tensor_type.shape.dim[0]
+    out = helper.make_tensor_value_info(
+        "projected", onnx.TensorProto.FLOAT, [batch.dim_param or batch.dim_value, dim]
+    )
+    del graph.output[:]
+    graph.output.append(out)
+    data = model.SerializeToString()
+    dest.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_an_operator_embedder_of_another_size_gives_its_own_columns(
+    tmp_path: Path, models_dir: Path, shared_data: Path
+) -> None:
+    own = tmp_path / "own-embedder.onnx"
+    digest = _embedder_with_dim(next(models_dir.glob("face_recognition_*.onnx")), own, 64)
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'[device]\nid = "lfr-test-01"\n[paths]\nmodels_dir = "{models_dir}"\n'
+        f'[models]\nembedder = "{own}"\nembedder_sha256 = "{digest}"\n'
+    )
+    photo = sorted((shared_data / "faces").glob("*/1.jpg"))[0]
+    (tmp_path / "list.txt").write_text(f"{photo}\n{tmp_path / 'missing.jpg'}\n")
+    res = embed(tmp_path, "--list", "list.txt", "--out", "emb.npy", "--config", str(config))
+    assert res.returncode == 0, res.stderr
+    out = np.load(tmp_path / "emb.npy")
+    assert out.shape == (2, 64)
+    assert np.isnan(out[1]).all()
+    np.testing.assert_allclose(np.linalg.norm(out[0]), 1.0, atol=1e-5)

@@ -30,7 +30,14 @@ def test_openset_writes_summary_and_det(
     assert 0.0 <= product["rank1"] <= 1.0
     assert set(product["tpir_at_fpir"]) == {"0.01", "0.05", "0.1"}
     assert (out / "det.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "rank-1" in capsys.readouterr().out
+    fusion = summary["shot_fusion"]
+    assert fusion["shots_per_track"] == 3 and fusion["mated_tracks_per_split"] > 0
+    assert set(fusion["methods"]) == {"one shot", "best_of", "weighted_mean"}
+    for method in fusion["methods"].values():
+        assert method["d_prime"] > 0 and set(method["tpir_at_fpir"]) == {"0.01", "0.05", "0.1"}
+    text = capsys.readouterr().out
+    assert "rank-1" in text and "shot fusion on tracks of 3 photos" in text
+    assert "weighted_mean  d′" in text
 
 
 def test_bad_arguments_are_one_line_errors(
@@ -43,3 +50,6 @@ def test_bad_arguments_are_one_line_errors(
     assert rc == 2 and err.count("\n") == 1 and "not a folder" in err
     rc = main(["eval", "openset", "--data", str(tmp_path), "--splits", "0"])
     assert rc == 2 and "--splits" in capsys.readouterr().err
+    rc = main(["eval", "openset", "--data", str(tmp_path), "--track-shots", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--track-shots" in err

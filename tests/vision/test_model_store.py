@@ -15,6 +15,7 @@ import pytest
 from agent.errors import ModelError
 from agent.vision.model_store import (
     DEFAULT_MODELS,
+    ModelStorageError,
     install_models,
     resolve_models,
     sha256_file,
@@ -138,3 +139,26 @@ def test_cli_install_then_verify(tmp_path: Path) -> None:
     res = run_agent("models", "verify", "--dir", str(dest))
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("✓") == 2
+
+
+def test_install_where_nothing_can_be_written_is_one_line_exit_3(tmp_path: Path) -> None:
+    # A folder below a regular file cannot be created, not even by root.
+    (tmp_path / "plain-file").write_text("x")
+    dest = tmp_path / "plain-file" / "models"
+    res = run_agent("models", "install", "--dir", str(dest))
+    assert res.returncode == 3
+    assert res.stderr.strip().splitlines() == [
+        f"lfr-agent: error: models: cannot install the models into {dest}: Not a directory"
+    ]
+    assert res.stdout == ""
+
+
+def test_install_failing_midway_names_the_folder_and_leaves_no_temp_file(
+    fresh_models: Path,
+) -> None:
+    (fresh_models / "manifest.json").unlink()
+    (fresh_models / "manifest.json").mkdir()  # the manifest cannot replace a folder
+    with pytest.raises(ModelStorageError, match=f"into {fresh_models}: Is a directory") as info:
+        install_models(fresh_models)
+    assert info.value.exit_code == 3 and "\n" not in str(info.value)
+    assert not [p for p in fresh_models.iterdir() if p.name.startswith(".")]

@@ -12,7 +12,6 @@ import numpy as np
 from agent.cli.common import add_config_arg, config_path
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, PathsSection, load_config
 from agent.errors import UsageError
-from agent.vision.face_embedder import EMBEDDING_DIM
 from agent.vision.model_store import PinnedModel, resolve_configured_models, resolve_models
 from agent.vision.still_photo import StillPhotoAnalyser
 
@@ -20,11 +19,12 @@ from agent.vision.still_photo import StillPhotoAnalyser
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "embed",
-        help="embed the face nearest the centre of each listed photo into an N×128 .npy",
+        help="embed the face nearest the centre of each listed photo into an N×D .npy",
         description=(
             "Reads newline-separated image paths (blank lines ignored; relative paths are "
-            "relative to the current folder) and writes an N×128 float32 array in the same "
-            "order, using the live pipeline's detector, alignment and embedder. A row is NaN "
+            "relative to the current folder) and writes an N×D float32 array in the same "
+            "order (D: the embedder's output size, 128 for the default SFace), using the live "
+            "pipeline's detector, alignment and embedder. A row is NaN "
             "where no face is found or the image is unreadable (warned on stderr)."
         ),
     )
@@ -90,7 +90,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         threads=args.threads,
         flip=cfg.matching.flip_augment if cfg else False,
     )
-    result = np.full((len(paths), EMBEDDING_DIM), np.nan, dtype=np.float32)
+    result = np.full((len(paths), analyser.embedder.dim), np.nan, dtype=np.float32)
     found = 0
     for i, path in enumerate(paths):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None

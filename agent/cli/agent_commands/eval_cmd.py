@@ -9,20 +9,28 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from agent.cli.common import add_config_arg, config_path
-from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, PathsSection, load_config
+from agent.config import (
+    DEFAULT_CONFIG_PATH,
+    AgentConfig,
+    MatchingSection,
+    PathsSection,
+    load_config,
+)
 from agent.errors import LfrError, UsageError
 from agent.evaluation.det_plot import save_det_png
 from agent.evaluation.openset import (
     DEFAULT_FPIR_TARGETS,
+    LabelledPhoto,
     OpenSetResult,
     embed_photos,
     evaluate_openset,
     list_labelled_photos,
 )
-from agent.vision.face_embedder import EMBEDDING_DIM
+from agent.evaluation.track_fusion import compare_fusion
 from agent.vision.model_store import PinnedModel, resolve_models
 from agent.vision.still_photo import StillPhotoAnalyser
 
@@ -43,7 +51,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "reports TPIR/FPIR against threshold, TPIR at fixed FPIR, rank-1 and a DET curve. "
             "Embeddings use the same path as 'lfr-agent embed'; a plain reference (OpenCV's own "
             "runner of the same model files), the quality-gated product path and flip "
-            "test-time augmentation are compared. Thresholds are reported, never tuned here."
+            "test-time augmentation are compared. Then tracks of --track-shots photos per "
+            "identity are fused by each matching.fusion method (best_of, weighted_mean) and "
+            "compared by TPIR at fixed FPIR and d′. Thresholds are reported, never tuned here."
         ),
     )
     o.add_argument("--data", type=Path, required=True, help="folder of <identity>/<image> photos")
@@ -76,6 +86,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     o.add_argument(
         "--no-reference", action="store_true", help="skip the plain OpenCV reference path"
+    )
+    o.add_argument(
+        "--track-shots",
+        type=int,
+        default=3,
+        help="photos per simulated track in the shot-fusion comparison "
+        "(best_of vs weighted_mean; 0 skips it; default %(default)s)",
     )
     add_config_arg(o)
     o.set_defaults(handler=cmd_openset)
@@ -119,6 +136,10 @@ def cmd_openset(args: argparse.Namespace) -> int:
     if not 0 < args.watchlist_fraction < 1:
         raise UsageError(
             f"eval: --watchlist-fraction must be between 0 and 1, got {args.watchlist_fraction}"
+        )
+    if args.track_shots == 1 or args.track_shots < 0:
+        raise UsageError(
+            f"eval: --track-shots must be 0 (skip) or at least 2, got {args.track_shots}"
         )
     thresholds = tuple(args.threshold) if args.threshold else DEFAULT_REPORT_THRESHOLDS
     for t in thresholds:
@@ -165,7 +186,7 @@ def cmd_openset(args: argparse.Namespace) -> int:
     for label, embed in paths.items():
         t0 = time.perf_counter()
         try:
-            emb = embed_photos(photos, embed, EMBEDDING_DIM)
+            emb = embed_photos(photos, embed, analyser.embedder.dim)
         except ValueError as exc:  # an image the analyser refuses (e.g. a few pixels wide)
             raise UsageError(f"eval: {exc}") from exc
         timings[label] = time.perf_counter() - t0
@@ -181,6 +202,22 @@ def cmd_openset(args: argparse.Namespace) -> int:
         del emb  # embeddings of the evaluated photos are never written out
 
     _print_report(args.data, results, timings)
+    fusion = None
+    if args.track_shots:
+        emb, ranks = embed_with_ranks(photos, analyser)
+        fusion = compare_fusion(
+            identities,
+            emb,
+            ranks,
+            shots=args.track_shots,
+            seed=args.seed,
+            splits=args.splits,
+            watchlist_fraction=args.watchlist_fraction,
+            top_k=cfg.matching.top_k if cfg else MatchingSection().top_k,
+            fpir_targets=DEFAULT_FPIR_TARGETS,
+        )
+        del emb
+        _print_fusion(fusion)
     summary = {
         "data": str(args.data),
         "method": "open-set identification, one enrolment photo per watchlist identity, "
@@ -190,6 +227,8 @@ def cmd_openset(args: argparse.Namespace) -> int:
             for label, r in results.items()
         },
     }
+    if fusion is not None:
+        summary["shot_fusion"] = fusion
     summary_path, det_path = out / "summary.json", out / "det.png"
     try:
         summary_path.write_text(json.dumps(_json_safe(summary), indent=1) + "\n")
@@ -226,6 +265,42 @@ def _print_report(data: Path, results: dict[str, OpenSetResult], timings: dict[s
             f"non-mated max {_fmt(s['nonmated_top1_score_max'])} (means over splits)"
         )
         print(f"  {at_t}")
+
+
+def embed_with_ranks(
+    photos: list[LabelledPhoto], analyser: StillPhotoAnalyser
+) -> tuple[np.ndarray, np.ndarray]:
+    """Product-path embeddings (NaN rows: no face) and each face's quality rank (its weight)."""
+    emb = np.full((len(photos), analyser.embedder.dim), np.nan, dtype=np.float32)
+    ranks = np.zeros(len(photos), dtype=np.float64)
+    for i, photo in enumerate(photos):
+        image = cv2.imread(str(photo.path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise UsageError(f"eval: {photo.path}: not a readable image")
+        try:
+            det = analyser.central_face(image)
+        except ValueError as exc:
+            raise UsageError(f"eval: {photo.path}: {exc}") from exc
+        if det is None:
+            continue
+        emb[i] = analyser.embed(image, det)
+        ranks[i] = analyser.assess(image, det).rank
+    return emb, ranks
+
+
+def _print_fusion(fig: dict[str, Any]) -> None:
+    print(
+        f"\nshot fusion on tracks of {fig['shots_per_track']} photos (product path, weights: "
+        f"quality rank; ≈ {fig['mated_tracks_per_split']} mated / "
+        f"{fig['nonmated_tracks_per_split']} non-mated tracks per split, {fig['splits']} splits)"
+    )
+    for method, m in fig["methods"].items():
+        at_fpir = "  ".join(f"TPIR@FPIR{k}={_fmt(v)}" for k, v in m["tpir_at_fpir"].items())
+        print(
+            f"  {method:14} d′ {_fmt(m['d_prime'])}  rank-1 {_fmt(m['rank1'])}  {at_fpir}  "
+            f"lowest mated {_fmt(m['mated_score_min'])}, "
+            f"highest non-mated {_fmt(m['nonmated_score_max'])}"
+        )
 
 
 def _fmt(v: float) -> str:
