@@ -1,7 +1,8 @@
 """Associating face detections across frames into tracks with stable ids.
 
 Each track predicts its next box from its last velocity; detections are matched
-to predictions greedily by IoU (highest first) above ``iou_threshold``. A track
+to predictions greedily by IoU (highest first) above ``iou_threshold`` (a track
+seen in the previous frame may also match by its last box). A track
 unseen for more than ``max_missed_frames`` frames ends. The tracker holds only
 boxes; what the pipeline keeps per track lives beside it and is purged when the
 track ends.
@@ -52,8 +53,11 @@ class FaceTracker:
             pred = tr.predicted()
             for di, d in enumerate(detections):
                 v = iou(pred, d.box)
-                if v < self.iou_threshold:
-                    # A fast face may outrun its prediction: also try its last box.
+                if v < self.iou_threshold and tr.missed == 0:
+                    # A fast face may outrun its prediction: also try its last box. Not
+                    # after a gap: a face that walked on is somewhere ahead by now, and
+                    # whoever appears where it was last seen is someone else (who must
+                    # be compared, not inherit its decision).
                     v = max(v, iou(tr.box, d.box))
                 if v >= self.iou_threshold:
                     pairs.append((v, ti, di))

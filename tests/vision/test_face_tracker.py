@@ -46,3 +46,18 @@ def test_end_all() -> None:
     tr = FaceTracker()
     tr.update([det(0, 0), det(300, 300)], 0.0)
     assert len(tr.end_all()) == 2 and tr.tracks == {}
+
+
+def test_someone_appearing_where_a_moving_track_was_lost_is_a_new_track() -> None:
+    # A walks right at 20 px/frame and is lost (behind a pole, out of the picture); a
+    # stranger then stands where A was last seen. The stranger must get a track of its
+    # own (and so be compared), not inherit A's (perhaps already decided) one.
+    tr = FaceTracker(iou_threshold=0.3, max_missed_frames=10)
+    for i in range(5):
+        tr.update([det(100 + 20 * i, 100)], float(i))
+    (a,) = tr.tracks.values()
+    tr.update([], 5.0)
+    tr.update([], 6.0)
+    matched, started, _ = tr.update([det(180, 100)], 7.0)
+    assert [t.track_id for t in started] == [matched[0][0].track_id]
+    assert started[0].track_id != a.track_id
