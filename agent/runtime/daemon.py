@@ -12,8 +12,16 @@ Threads and what flows between them::
     health thread: retained status + STATUS=; watchdog thread: WATCHDOG=1 while all progress
 
 Back-pressure costs frames, never alerts: only frames wait in a bounded queue, and an
-alert is written to disk before anything else happens to it. Non-match data never
-leaves the vision thread's locals (see agent/vision/face_pipeline.py).
+alert is written to disk before anything else happens to it. When the outbox cannot take
+an alert (full, or its disk failing) the camera closes (``outbox-full`` /
+``outbox-error``) and the alerts already made are held, sealed, in memory and retried
+every control tick until the outbox takes them: capture stops, alerts are not dropped.
+Non-match data never leaves the vision thread's locals (see agent/vision/face_pipeline.py).
+
+The watchdog is fed by real progress: ``control`` every control tick, ``capture`` per
+frame from the camera while the camera is open, ``vision`` per frame processed (or per
+wait while the camera is closed and there is nothing to process). A hung camera read
+or model call therefore starves systemd's watchdog.
 
 A deployment (one accepted activation) ends when the gate closes for any reason. Its
 report is signed and kept, the pipeline's track state is purged, and the watchlist is
@@ -30,8 +38,10 @@ import queue
 import signal
 import threading
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -50,13 +60,13 @@ from agent.runtime.health_status import HealthReporter, HealthStatus, builder_fr
 from agent.runtime.progress_watchdog import ProgressWatchdog
 from agent.runtime.sd_notify import SystemdNotifier
 from agent.runtime.update_lock import DeploymentLock, UpdateLockError, lock_path
-from agent.transport.alert_outbox import OutboxError, open_outbox
+from agent.transport.alert_outbox import OutboxError, OutboxFullError, open_outbox
 from agent.transport.alert_publisher import AlertPublisher
 from agent.transport.mqtt_link import MqttLink, MqttSettings, PublishResult
 from agent.transport.topics import activation_topic, event_topic, status_topic, watchlist_topic
 from agent.trust.activation_token import Activation, Renewal, Stop
 from agent.trust.activation_verifier import ActivationRejected, ActivationVerifier, LiveActivation
-from agent.trust.alert_envelope import AlertContent
+from agent.trust.alert_envelope import AlertContent, SealedAlert
 from agent.trust.audit_log import AuditLog, open_device_audit_log
 from agent.trust.device_keys import DeviceKeys, load_device_keys
 from agent.trust.signed_document import DocumentError, parse_envelope
@@ -71,15 +81,17 @@ FRAME_QUEUE_FRAMES = 2
 #: (One frame takes well under a second on a Pi 4; ten is beyond any honest slowness.)
 PROGRESS_DEADLINE_S = 10.0
 CONTROL_TICK_S = 0.1
-WATCHLIST_TICK_S = 1.0
+#: A technician's wipe or a watchlist's expiry closes the camera within twice this.
+WATCHLIST_TICK_S = 0.5
 PURGE_TICK_S = 3600.0
 READY_BROKER_WAIT_S = 10.0
+#: How often a start-up wait looks for a stop request (SIGTERM while starting).
+STOP_POLL_S = 0.2
+VISION_WAIT_S = 0.5
 FPS_WINDOW_S = 5.0
 JPEG_QUALITY = 90
 #: Reasons after which the deployment is over for good and its watchlist is destroyed.
 FINAL_REASONS = frozenset({"stopped", "expired", "superseded"})
-#: Alerts held in memory while the outbox refuses them (full disk); counted and alarmed.
-UNSAVED_ALERTS_MAX = 256
 
 
 @dataclass
@@ -102,6 +114,7 @@ class AgentDaemon:
         clock: Clock | None = None,
         notifier: SystemdNotifier | None = None,
         source: FrameSource | None = None,
+        watchdog: ProgressWatchdog | None = None,
     ) -> None:
         self.cfg = cfg
         self.clock: Clock = clock or SystemClock()
@@ -109,9 +122,18 @@ class AgentDaemon:
         self._stop = threading.Event()
         self._control: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=64)
         self._vision_lock = threading.Lock()
+        # Starting and ending a deployment are one step each, whichever thread asks
+        # (the control loop, or a caller of handle_control_document).
+        self._deployment_lock = threading.RLock()
         self._deployment: _Deployment | None = None
-        self._unsaved: deque[AlertContent] = deque()
+        # Alerts the outbox has not taken yet, oldest first: sealed once a sequence
+        # number could be stored, clear content before that. Never evicted.
+        self._unsaved: deque[AlertContent | SealedAlert] = deque()
+        self._unsaved_lock = threading.Lock()
+        self._store_problem: str | None = None
         self._frame_times: deque[float] = deque()
+        #: Turns of the vision loop, whatever each found (for diagnostics and tests).
+        self.vision_steps = 0
         self._threads: list[threading.Thread] = []
         self._state = "starting"
 
@@ -175,12 +197,25 @@ class AgentDaemon:
             self._publish_status,
             self.notifier.status,
         )
-        self.watchdog = ProgressWatchdog.from_environment(
-            self.notifier, {"control": PROGRESS_DEADLINE_S, "vision": PROGRESS_DEADLINE_S}
-        )
+        # The broker's last will leaves "offline" retained while the link is down: replace
+        # it at once on every (re)connect rather than at the next periodic report.
+        self.link.add_connect_listener(self.health.poke)
+        self.watchdog = watchdog or ProgressWatchdog.from_environment(self.notifier)
+        self.watchdog.require("control", PROGRESS_DEADLINE_S)
+        self.watchdog.require("vision", PROGRESS_DEADLINE_S)
 
     # -- life cycle -------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT request a clean stop from now on (main thread only). Call it
+        before ``start()``: a stop during the start-up broker wait is honoured too."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
     def start(self) -> None:
+        """Start every thread and wait (briefly) for the broker; returns early, without
+        READY, when a stop is requested meanwhile. ``shutdown()`` follows either way."""
+        if self._stop.is_set():
+            return
         self.lock.prepare()
         self.audit.append(
             "agent.started",
@@ -194,7 +229,10 @@ class AgentDaemon:
             t = threading.Thread(target=target, name=name, daemon=True)
             self._threads.append(t)
             t.start()
-        connected = self.link.wait_connected(READY_BROKER_WAIT_S)
+        connected = self._wait_for_broker(READY_BROKER_WAIT_S)
+        if self._stop.is_set():
+            log.info("stop requested while starting", extra={"state": "stopping"})
+            return
         if not connected:
             log.warning(
                 "broker not reachable yet; alerts are stored and forwarded when it is",
@@ -206,12 +244,20 @@ class AgentDaemon:
         self.watchdog.start()
         log.info("agent ready", extra={"state": "idle", "device_id": self.cfg.device.id})
 
+    def _wait_for_broker(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self.link.wait_connected(min(left, STOP_POLL_S)):
+                return True
+        return False
+
     def request_stop(self, *_: Any) -> None:
         self._stop.set()
 
     def run_until_stopped(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
         while not self._stop.wait(1.0):
             pass
 
@@ -232,11 +278,18 @@ class AgentDaemon:
         self._retry_unsaved()
         self.health.stop()
         self.watchdog.stop()
-        # Give queued alerts a last chance while the link is up; the outbox keeps the rest.
+        # Give queued alerts a last chance while the link is up (acks also free room for
+        # held ones); the outbox keeps the rest.
         deadline = time.monotonic() + 3.0
-        while len(self.outbox) and self.link.connected and time.monotonic() < deadline:
+        while (
+            (len(self.outbox) or self._unsaved)
+            and self.link.connected
+            and time.monotonic() < deadline
+        ):
+            self._retry_unsaved()
             self.publisher.publish_due()
             time.sleep(0.1)
+        self._account_unsaved_at_exit()
         self.publisher.stop()
         self.link.stop(graceful=True)
         self.pipeline.close()
@@ -265,8 +318,9 @@ class AgentDaemon:
                     self.handle_control_document(payload)
                 elif kind == "watchlist":
                     self._handle_watchlist(payload)
-                if self._deployment is not None and self.gate.state is GateState.IDLE:
-                    self._end_deployment(self.gate.status().reason or "closed")
+                with self._deployment_lock:
+                    if self._deployment is not None and self.gate.state is GateState.IDLE:
+                        self._end_deployment(self.gate.status().reason or "closed")
                 now = time.monotonic()
                 if now >= next_tick:
                     # Notices a watchlist past its expiry or wiped by the technician's CLI
@@ -334,6 +388,10 @@ class AgentDaemon:
 
     # -- deployments ---------------------------------------------------------------------------
     def _start_deployment(self, act: Activation, signer: str, live: LiveActivation) -> str:
+        with self._deployment_lock:
+            return self._open_deployment(act, signer, live)
+
+    def _open_deployment(self, act: Activation, signer: str, live: LiveActivation) -> str:
         if self._deployment is not None:
             # A new activation for the live deployment (e.g. a longer window) keeps its
             # watchlist; one for another deployment ends this one for good.
@@ -341,6 +399,20 @@ class AgentDaemon:
             reason = "reactivated" if same else "superseded"
             self.gate.stop(reason)
             self._end_deployment(reason)
+        self._retry_unsaved()
+        if self._unsaved:
+            # Capture would only make more alerts that cannot be stored.
+            problem = self._store_problem or "the outbox cannot store alerts"
+            self.audit.append(
+                "deployment.refused", deployment_id=act.deployment_id, reason=problem[:200]
+            )
+            log.error(
+                "activation not applied: %d alerts still wait for the outbox (%s)",
+                len(self._unsaved),
+                problem,
+                extra={"deployment_id": act.deployment_id},
+            )
+            return f"refused: {len(self._unsaved)} alerts still wait for the outbox"
         try:
             gallery = self.watchlists.bind(act.watchlist_sha256, act.deployment_id)
             with self._vision_lock:
@@ -369,6 +441,8 @@ class AgentDaemon:
             threshold=act.threshold,
         )
         self.watchdog.require("vision", PROGRESS_DEADLINE_S)
+        # Required from before the open, so a first read that never returns is caught.
+        self.watchdog.require("capture", PROGRESS_DEADLINE_S)
         if self.gate.activate(live):
             self._deployment.opened_at = self.clock.wall()
             self._state = "active"
@@ -379,11 +453,16 @@ class AgentDaemon:
         return "camera did not open"
 
     def _end_deployment(self, reason: str) -> None:
+        with self._deployment_lock:
+            self._close_deployment(reason)
+
+    def _close_deployment(self, reason: str) -> None:
         d, self._deployment = self._deployment, None
         if d is None:
             return
         act = d.activation
         self.gate.stop(reason)
+        self.watchdog.release("capture")
         self.frames.clear()
         with self._vision_lock:
             self._submit_all(self.pipeline.end_tracks(), d)
@@ -434,7 +513,6 @@ class AgentDaemon:
             self.lock.release()
         except UpdateLockError as exc:
             log.error("deployment lock not released: %s", exc)
-        self.watchdog.release("vision")
         self._state = "idle"
         self.health.poke()
         log.info(
@@ -444,22 +522,49 @@ class AgentDaemon:
 
     # -- vision and alerts ----------------------------------------------------------------------
     def _on_frame(self, frame: Frame) -> None:
+        self.watchdog.beat("capture")
         self.frames.put(frame)
 
     def _vision_loop(self) -> None:
+        reported = False
         while not self._stop.is_set():
-            self.watchdog.beat("vision")
-            frame = self.frames.get(timeout=0.5)
-            if frame is None:
-                continue
-            with self._vision_lock:
-                d = self._deployment
-                if d is None:
-                    continue  # the deployment ended while this frame waited: dropped
+            try:
+                self._vision_step()
+                reported = False
+                self.vision_steps += 1
+            except Exception as exc:
+                # Fail closed and keep the thread: the next activation gets a working
+                # loop. Only the exception's type and place are logged: its message
+                # or locals could carry face data.
+                if not reported:
+                    reported = True
+                    where = traceback.extract_tb(exc.__traceback__)[-1:]
+                    place = f"{Path(where[0].filename).name}:{where[0].lineno}" if where else "?"
+                    log.error(
+                        "vision step failed (%s at %s); closing the camera",
+                        type(exc).__name__,
+                        place,
+                        extra={"reason": "internal-error"},
+                    )
+                del exc
+                self.gate.stop("internal-error")
+
+    def _vision_step(self) -> None:
+        frame = self.frames.get(timeout=VISION_WAIT_S)
+        if frame is None:
+            # No frame is progress only when none is expected; with the camera open
+            # an empty wait means capture is not delivering.
+            if self.gate.state is GateState.IDLE:
+                self.watchdog.beat("vision")
+            return
+        with self._vision_lock:
+            d = self._deployment
+            if d is not None:  # else the deployment ended while this frame waited: dropped
                 self._note_frame()
                 candidates = self.pipeline.process(frame)
                 del frame
                 self._submit_all(candidates, d)
+        self.watchdog.beat("vision")
 
     def _submit_all(self, candidates: list[MatchCandidate], d: _Deployment) -> None:
         for c in candidates:
@@ -496,35 +601,74 @@ class AgentDaemon:
         )
 
     def _store(self, content: AlertContent) -> None:
-        """Seal and store durably; while the outbox refuses (full disk), hold it in memory."""
-        try:
-            sealed = self.publisher.submit(content)
-        except OutboxError as exc:
-            # Never dropped silently: held, alarmed on the status topic, retried every tick.
-            log.error("alert not stored: %s", exc, extra={"deployment_id": content.deployment_id})
-            if len(self._unsaved) >= UNSAVED_ALERTS_MAX:
-                self._unsaved.popleft()
-                self.audit.append(
-                    "alert.lost",
-                    deployment_id=content.deployment_id,
-                    reason="outbox unusable and memory full",
-                )
+        """Seal and store durably, behind any alert still held (order kept)."""
+        with self._unsaved_lock:
             self._unsaved.append(content)
-            return
-        self.audit.append(
-            "alert.sealed",
-            alert_id=sealed.header.alert_id,
-            deployment_id=content.deployment_id,
-            sequence=sealed.header.seq,
-        )
-        log.info(
-            "alert sealed and queued",
-            extra={"alert_id": sealed.header.alert_id, "deployment_id": content.deployment_id},
-        )
+            self._drain_unsaved()
 
     def _retry_unsaved(self) -> None:
-        for _ in range(len(self._unsaved)):
-            self._store(self._unsaved.popleft())
+        if self._unsaved:
+            with self._unsaved_lock:
+                self._drain_unsaved()
+
+    def _drain_unsaved(self) -> None:
+        """Store held alerts, oldest first, until the outbox refuses one.
+
+        A refusal closes the camera (fail closed: no capture whose alerts cannot be
+        kept) and leaves that alert and those behind it held in memory, alarmed on the
+        status topic, for the next try. Called with ``_unsaved_lock`` held."""
+        while self._unsaved:
+            item = self._unsaved[0]
+            try:
+                if isinstance(item, AlertContent):
+                    item = self._unsaved[0] = self.publisher.seal(item)
+                self.publisher.store(item)
+            except OutboxError as exc:
+                reason = "outbox-full" if isinstance(exc, OutboxFullError) else "outbox-error"
+                if self._store_problem is None:
+                    log.error(
+                        "alert not stored, camera closed (%s): %s",
+                        reason,
+                        exc,
+                        extra={"reason": reason},
+                    )
+                    self.health.poke()
+                self._store_problem = str(exc)
+                self.gate.stop(reason)
+                return
+            self._unsaved.popleft()
+            self._audit_sealed(item)
+        if self._store_problem is not None:
+            self._store_problem = None
+            log.info("held alerts stored; the outbox takes alerts again")
+            self.health.poke()
+
+    def _audit_sealed(self, sealed: SealedAlert) -> None:
+        h = sealed.header
+        self.audit.append(
+            "alert.sealed", alert_id=h.alert_id, deployment_id=h.deployment, sequence=h.seq
+        )
+        log.info(
+            "alert sealed and queued", extra={"alert_id": h.alert_id, "deployment_id": h.deployment}
+        )
+
+    def _account_unsaved_at_exit(self) -> None:
+        """The process is ending with alerts the outbox never took: each is audited."""
+        with self._unsaved_lock:
+            while self._unsaved:
+                item = self._unsaved.popleft()
+                deployment = (
+                    item.deployment_id if isinstance(item, AlertContent) else item.header.deployment
+                )
+                self.audit.append(
+                    "alert.lost",
+                    deployment_id=deployment,
+                    reason=f"outbox never took it before shutdown: {self._store_problem}"[:200],
+                )
+                log.error(
+                    "alert lost at shutdown: the outbox never took it",
+                    extra={"deployment_id": deployment},
+                )
 
     def _note_frame(self) -> None:
         now = time.monotonic()
@@ -574,6 +718,7 @@ def _peek_deployment(payload: bytes) -> str | None:
     try:
         _, body, _ = parse_envelope(payload)
         value = json.loads(body).get("deployment_id")
-    except (DocumentError, ValueError, AttributeError):
+    except (DocumentError, ValueError, AttributeError, RecursionError):
+        # Whatever this is, the verifier refuses it (and says why); no lookup needed.
         return None
     return value if isinstance(value, str) else None

@@ -52,16 +52,21 @@ class ProgressWatchdog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.pings = 0
+        self.rounds = 0  # check() calls, so a caller can tell that rounds went by
         self.healthy = True  # outcome of the latest check()
         for name, deadline in (required or {}).items():
             self.require(name, deadline)
 
     @classmethod
     def from_environment(
-        cls, sink: WatchdogSink, required: Mapping[str, float] | None = None
+        cls,
+        sink: WatchdogSink,
+        required: Mapping[str, float] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> ProgressWatchdog:
         """Interval from ``$WATCHDOG_USEC`` / 2 (None, i.e. no pings, when unset)."""
-        return cls(sink, watchdog_interval_s(), required)
+        return cls(sink, watchdog_interval_s(), required, clock=clock)
 
     def require(self, component: str, deadline_s: float) -> None:
         """From now on ``component`` must beat at least every ``deadline_s`` seconds."""
@@ -109,6 +114,7 @@ class ProgressWatchdog:
                 log.info("pipeline progressing again; watchdog pings resume")
             self._reported_stall = current
         self.healthy = not current
+        self.rounds += 1
         if current:
             return False
         if self.interval_s is None:

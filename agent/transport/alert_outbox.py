@@ -5,7 +5,8 @@ Layout of the outbox folder::
     sequence                      next per-device alert sequence number (atomic, fsynced)
     <seq:020d>-<alert id>.alert   one entry per sealed alert
     .tmp-*                        an entry being written (never published)
-    quarantine/                   entries found damaged when the outbox was opened
+    quarantine/                   entries found damaged (kept for inspection, then purged
+                                  at the same retention period as alerts)
 
 An entry is written to a temporary file, fsynced, renamed into place and the folder
 fsynced, and only then handed to the publisher. A power cut can therefore only tear
@@ -33,6 +34,10 @@ Full outbox: when adding an alert would exceed ``max_bytes`` the outbox refuses 
 unacknowledged alert: dropping evidence silently is worse than a loud stop that the
 health status shows. Entries older than the retention period are purged (audited)
 whether or not they were acknowledged, because alert records may not be kept longer.
+
+A disk that fails under the outbox (full file system, I/O error) surfaces as an
+``OutboxError`` naming the file and the problem, never as a bare ``OSError``: the
+caller then holds the alert and stops capture instead of losing it.
 """
 
 from __future__ import annotations
@@ -106,7 +111,14 @@ class AckResult(Enum):
 
 
 def _write_durably(path: Path, data: bytes) -> None:
-    write_atomic(path, data, 0o600, tmp_prefix=".tmp-")
+    try:
+        write_atomic(path, data, 0o600, tmp_prefix=".tmp-")
+    except OSError as exc:
+        raise OutboxError(f"outbox: cannot write {path}: {_os_problem(exc)}") from exc
+
+
+def _os_problem(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
 
 
 def encode_entry(
@@ -175,6 +187,7 @@ class AlertOutbox:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[str, OutboxEntry] = {}
+        self._refused: set[str] = set()
         self._bytes = 0
         self.alarm_active = False
         self._open()
@@ -182,10 +195,14 @@ class AlertOutbox:
     # ---- opening ----------------------------------------------------------------
     def _open(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        discarded = 0
         for tmp in self.folder.glob(".tmp-*"):
             # A write that never completed its rename: it was never published.
             tmp.unlink()
+            discarded += 1
             self._audit("outbox.incomplete_write_discarded", {"file": tmp.name})
+        if discarded:
+            fsync_dir(self.folder)
         legacy = 0
         for path in sorted(self.folder.glob(f"*{SUFFIX}")):
             try:
@@ -210,12 +227,18 @@ class AlertOutbox:
         self._check_alarm()
 
     def _quarantine(self, path: Path, reason: str) -> None:
-        qdir = self.folder / "quarantine"
+        qdir = self.quarantine_dir
         qdir.mkdir(exist_ok=True, mode=0o700)
         os.replace(path, qdir / path.name)
+        # Both folders changed: the entry left one and arrived in the other.
+        fsync_dir(qdir)
         fsync_dir(self.folder)
         log.error("outbox: damaged entry %s quarantined (%s)", path.name, reason)
         self._audit("outbox.entry_quarantined", {"file": path.name, "reason": reason})
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.folder / "quarantine"
 
     def _add_index(self, entry: OutboxEntry) -> None:
         self._entries[entry.alert_id] = entry
@@ -232,6 +255,8 @@ class AlertOutbox:
                 current = 0
             except ValueError as exc:
                 raise OutboxError(f"outbox: {path}: not a sequence number") from exc
+            except OSError as exc:
+                raise OutboxError(f"outbox: cannot read {path}: {_os_problem(exc)}") from exc
             # Never reuse a number still held by a pending entry, even if the counter
             # file was restored from an old backup.
             current = max([current, *(e.seq for e in self._entries.values())])
@@ -250,15 +275,25 @@ class AlertOutbox:
                     f"outbox: full ({self._bytes} of {self.max_bytes} bytes); "
                     f"alert {alert_id} refused"
                 )
-                log.error("%s", msg)
-                self._audit(
-                    "outbox.full_refused",
-                    {"alert_id": alert_id, "seq": seq, "bytes": self._bytes, "cap": self.max_bytes},
-                )
+                # The caller holds a refused alert and retries it every tick: one log
+                # line and one audit entry per alert, not per attempt.
+                if alert_id not in self._refused:
+                    self._refused.add(alert_id)
+                    log.error("%s", msg)
+                    self._audit(
+                        "outbox.full_refused",
+                        {
+                            "alert_id": alert_id,
+                            "seq": seq,
+                            "bytes": self._bytes,
+                            "cap": self.max_bytes,
+                        },
+                    )
                 self._set_alarm(True, msg)
                 raise OutboxFullError(msg)
             path = self.folder / f"{seq:020d}-{alert_id}{SUFFIX}"
             _write_durably(path, data)
+            self._refused.discard(alert_id)
             created = decode_entry(data).created
             entry = OutboxEntry(alert_id, seq, created, len(data), path, ack_secret)
             self._add_index(entry)
@@ -312,7 +347,8 @@ class AlertOutbox:
             return AckResult.DELETED
 
     def purge_expired(self) -> int:
-        """Delete entries older than the retention period; each deletion is audited."""
+        """Delete entries (and quarantined files) older than the retention period; each
+        deletion is audited. Returns how many pending entries were deleted."""
         cutoff = self._clock() - self.retention_s
         purged = 0
         with self._lock:
@@ -329,6 +365,29 @@ class AlertOutbox:
             if purged:
                 fsync_dir(self.folder)
                 self._check_alarm()
+            self._purge_quarantine(cutoff)
+        return purged
+
+    def _purge_quarantine(self, cutoff: float) -> int:
+        """Delete quarantined entries older than the retention period (by file time: a
+        damaged header cannot be trusted for its date); each deletion is audited."""
+        qdir = self.quarantine_dir
+        if not qdir.is_dir():
+            return 0
+        purged = 0
+        for path in sorted(qdir.iterdir()):
+            try:
+                written = path.stat().st_mtime
+                if written >= cutoff:
+                    continue
+                path.unlink()
+            except OSError as exc:
+                log.error("outbox: quarantined %s not purged: %s", path.name, _os_problem(exc))
+                continue
+            purged += 1
+            self._audit("outbox.quarantine_purge", {"file": path.name, "written": written})
+        if purged:
+            fsync_dir(qdir)
         return purged
 
     # ---- size and alarm ---------------------------------------------------------

@@ -111,13 +111,27 @@ class AlertPublisher:
     # ---- device side API ------------------------------------------------------------
     def submit(self, content: AlertContent) -> SealedAlert:
         """Seal and durably store an alert, then queue it. Raises OutboxFullError at the cap."""
+        sealed = self.seal(content)
+        self.store(sealed)
+        return sealed
+
+    def seal(self, content: AlertContent) -> SealedAlert:
+        """Give the alert its sequence number (on disk first) and seal it to the hub.
+
+        Raises OutboxError when the sequence number cannot be stored."""
         if content.device_id != self.device_id:
             raise ValueError(f"alert for device {content.device_id!r} on {self.device_id!r}")
         seq = self.outbox.next_sequence()
-        sealed = seal_alert(content, seq=seq, device_key=self._device_key, hub_key=self._hub_key)
-        self.outbox.add(sealed.header.alert_id, seq, sealed.envelope, sealed.ack_secret)
+        return seal_alert(content, seq=seq, device_key=self._device_key, hub_key=self._hub_key)
+
+    def store(self, sealed: SealedAlert) -> None:
+        """Store a sealed alert durably and queue it for publishing.
+
+        Raises OutboxError (OutboxFullError at the cap); the same sealed alert may be
+        stored again later, keeping its id and sequence number."""
+        h = sealed.header
+        self.outbox.add(h.alert_id, h.seq, sealed.envelope, sealed.ack_secret)
         self._wake.set()
-        return sealed
 
     def start(self) -> None:
         """Start the pump thread (the link is started separately by its owner)."""

@@ -9,129 +9,36 @@ test binds, and a clean SIGTERM. Nothing is mocked; the camera is a replay.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from runtime.daemon_world import (
+    DEPLOYMENT,
+    Hub,
+    NotifyListener,
+    activation,
+    audit_entries,
+    deliver_and_activate,
+    wait_for,
+    watchlist_for,
+)
 
-from agent.camera.frame_source import Frame
+from agent.camera.frame_source import BgrImage, Frame, FrameSource
+from agent.errors import CameraError
 from agent.hub.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
 from agent.hub.alert_store import AlertStore
 from agent.hub.deployment_reports import DeploymentReportStore, ReportReceiver
-from agent.matching.watchlist_bundle import SealedBundle
-from agent.transport.mqtt_link import MqttLink
+from agent.runtime.deployment_report import ReportArchive
 from agent.transport.topics import ALL_EVENTS, status_topic
 from agent.trust.audit_log import verify_audit_log
 from agent.trust.device_keys import load_device_signing_public
-from agent.vision.face_pipeline import MatchCandidate
-from agent.vision.model_store import resolve_models
-from agent.vision.still_photo import StillPhotoAnalyser
-from hil.local_broker import MosquittoBroker
-from hil.synthetic_scene import SceneSpec, generate_scene
 from hil.virtual_site import VirtualSite
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
-
-WATCHED = "deepface_id01"
-PASSER_BY = "deepface_id10"
-DEPLOYMENT = "dep-e2e-001"
-
-
-def wait_for(what: str, condition: Callable[[], bool], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class NotifyListener:
-    """A datagram socket standing in for systemd's NOTIFY_SOCKET."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.2)
-        self.messages: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.messages.append(self.sock.recv(4096).decode())
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-
-    def seen(self, prefix: str) -> bool:
-        return any(line.startswith(prefix) for m in self.messages for line in m.splitlines())
-
-
-@pytest.fixture
-def scene(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, models_dir: Path) -> Path:
-    out = tmp_path_factory.mktemp("scene")
-    spec = SceneSpec(
-        fps=15.0,
-        seconds=6.0,
-        identities=(WATCHED, PASSER_BY),
-        exclude_photos=(f"{WATCHED}/1.jpg",),
-        occluder=False,
-        seed=3,
-    )
-    generate_scene(
-        out, spec, shared_data / "faces", shared_data / "scenes" / "no_faces", models_dir=models_dir
-    )
-    return out
-
-
-@pytest.fixture
-def site(tmp_path: Path, mqtt_broker: MosquittoBroker, models_dir: Path) -> Iterator[VirtualSite]:
-    yield VirtualSite(tmp_path / "site", mqtt_broker, models_dir, device_id="lfr-e2e-01")
-
-
-def watchlist_for(site: VirtualSite, shared_data: Path, models_dir: Path) -> SealedBundle:
-    models = resolve_models(models_dir)
-    image = cv2.imread(str(shared_data / "faces" / WATCHED / "1.jpg"))
-    assert image is not None
-    embedding = StillPhotoAnalyser(models).embed_central(image)
-    assert embedding is not None
-    return site.build_watchlist(
-        ["subject-0001"],
-        np.stack([embedding]),
-        DEPLOYMENT,
-        models["embedder"].model_id,
-        models["embedder"].sha256,
-    )
-
-
-def deliver_and_activate(site: VirtualSite, control: MqttLink, bundle: SealedBundle) -> None:
-    """The hub sends the watchlist, waits until the device holds it, then activates."""
-    site.send_watchlist(control, bundle)
-    wait_for(
-        "watchlist stored",
-        lambda: any((site.state_dir / "watchlists").glob(f"{bundle.watchlist_hash}*")),
-    )
-    site.send_control(
-        control,
-        site.issuer().activation(
-            site.device_id, DEPLOYMENT, 3600, 600, bundle.watchlist_hash, 0.5, "PS 0001 Test"
-        ),
-    )
 
 
 def test_a_deployment_end_to_end(
@@ -270,95 +177,179 @@ def test_sigterm_mid_deployment_loses_no_alert(
     assert code == 0, agent.log_text()[-3000:]
     held = sorted(p.name for p in outbox.glob("*.alert"))
     assert held, "the unacknowledged alert must survive SIGTERM on disk"
-    audit = (site.state_dir / "audit.jsonl").read_text()
-    assert '"reason":"shutdown"' in audit
+    ended = audit_entries(site, "deployment.ended")
+    assert [e["reason"] for e in ended] == ["shutdown"]
+    sealed = {e["alert_id"] for e in audit_entries(site, "alert.sealed")}
+    (report,) = ReportArchive(site.state_dir, 86400).read(DEPLOYMENT)
+    # Every alert the deployment raised was sealed, and every sealed one is still held.
+    assert report["alerts"] == ended[0]["alerts"] == len(sealed) == len(held)
+    assert {name.split("-", 1)[1].removesuffix(".alert") for name in held} == sealed
+    assert not audit_entries(site, "alert.lost")
 
     # The hub comes up, the agent restarts: the held alerts are delivered exactly once.
-    store = AlertStore(site.hub_db)
-    receipts: list[Receipt] = []
-    worker = HubAlertWorker(
-        site.hub_link(),
-        AlertReceiver(store, site.hub.alert_private_key()),
-        on_receipt=receipts.append,
-    )
-    worker.start()
+    hub = Hub.start(site)
     agent = site.start_device()
     try:
-        wait_for("the held alerts at the hub", lambda: store.count() >= len(held))
+        wait_for("the held alerts at the hub", lambda: len(hub.stored_ids()) >= len(held))
         wait_for("the outbox empty", lambda: not any(outbox.glob("*.alert")))
     finally:
         assert agent.stop() == 0
-        worker.stop()
         control.stop()
-    assert store.count() == len(held)
-    store.close()
+    try:
+        assert hub.stored_ids() == sealed
+        assert hub.store.count() == report["alerts"]
+    finally:
+        hub.stop()
+
+
+class ManualTime:
+    """The watchdog's clock, moved by the test: a deadline passes when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def test_watchdog_pings_stop_when_the_pipeline_stalls(
     site: VirtualSite, scene: Path, shared_data: Path, models_dir: Path, tmp_path: Path
 ) -> None:
-    """In-process daemon, so the test can wedge its vision stage like a hung model would."""
+    """In-process daemon, so the test can wedge its vision stage like a hung model would.
+
+    The watchdog runs on a clock the test moves, and each round is a ``check()`` the test
+    makes: whether a ping went out is counted on the socket, not guessed from a sleep."""
     from agent.config import load_config
-    from agent.runtime.daemon import AgentDaemon
+    from agent.runtime.daemon import PROGRESS_DEADLINE_S, AgentDaemon
+    from agent.runtime.progress_watchdog import ProgressWatchdog
     from agent.runtime.sd_notify import SystemdNotifier
+    from agent.vision.face_pipeline import MatchCandidate
 
     bundle = watchlist_for(site, shared_data, models_dir)
     notify = NotifyListener(tmp_path / "notify.sock")
     cfg = load_config(site.write_device_config(scene, fps=15, loop=True))
-    control = site.hub_link("hub-control-only")
-    control.start()
-    assert control.wait_connected(10)
-    import os
-
-    os.environ["WATCHDOG_USEC"] = "400000"  # pings every 0.2 s
-    try:
-        daemon = AgentDaemon(cfg, notifier=SystemdNotifier(str(notify.path)))
-    finally:
-        del os.environ["WATCHDOG_USEC"]
+    clock = ManualTime()
+    notifier = SystemdNotifier(str(notify.path))
+    # The thread's own rounds are an hour apart: the rounds that count are the test's.
+    wd = ProgressWatchdog(notifier, 3600.0, clock=clock)
+    daemon = AgentDaemon(cfg, notifier=notifier, watchdog=wd)
     release = threading.Event()
+    entered = threading.Event()
     real_process = daemon.pipeline.process
 
     def wedged(frame: Frame) -> list[MatchCandidate]:
+        entered.set()
         release.wait(60)  # a model call that never returns
         return real_process(frame)
 
+    def ping_round() -> bool:
+        sent = wd.check()
+        wait_for("the datagrams", lambda: notify.count("WATCHDOG=1") == wd.pings, 10)
+        return sent
+
     daemon.start()
     try:
-        site.send_watchlist(control, bundle)
-        wait_for("watchlist stored", lambda: any((site.state_dir / "watchlists").glob("*")))
-        wait_for("watchdog pings", lambda: notify.seen("WATCHDOG=1"))
+        wait_for("the thread's first round", lambda: wd.rounds >= 1)
+        assert daemon.watchlists.import_bundle(bundle.data).status == "stored"
+        assert ping_round() and wd.pings == 2
         daemon.pipeline.process = wedged  # type: ignore[method-assign]
-        site.send_control(
-            control,
-            site.issuer().activation(
-                site.device_id,
-                DEPLOYMENT,
-                3600,
-                600,
-                bundle.watchlist_hash,
-                0.5,
-                "PS 0001 Test",
-            ),
-        )
-        wait_for("the camera open", lambda: daemon._state == "active")
-        # Pings stop once the vision deadline has passed without progress.
-        wait_for("the stall detected", lambda: not daemon.watchdog.healthy, 60)
-        pings_at_stall = daemon.watchdog.pings
-        time.sleep(2.0)  # ten ping intervals
-        assert daemon.watchdog.pings == pings_at_stall
+        result = daemon.handle_control_document(activation(site, bundle))
+        assert result == f"activated {DEPLOYMENT}", result
+        wait_for("the model call hung", entered.is_set)
+        clock.now += PROGRESS_DEADLINE_S + 1
+        # Capture (frames keep coming) and control beat on the new clock; vision cannot.
+        wait_for("only vision stalled", lambda: wd.stalled() == ["vision"])
+        for _ in range(10):
+            assert not ping_round()
+        assert wd.pings == 2 and notify.count("WATCHDOG=1") == 2
         release.set()
-        wait_for("pings resume", lambda: daemon.watchdog.pings > pings_at_stall, 30)
+        wait_for("vision progressing again", lambda: not wd.stalled())
+        assert ping_round() and notify.count("WATCHDOG=1") == 3
     finally:
         release.set()
         daemon.shutdown()
-        control.stop()
+        control_order = notify.lines()
         notify.close()
-    lines = [line for m in notify.messages for line in m.splitlines()]
     order = [
-        next(i for i, line in enumerate(lines) if line.startswith(p))
+        next(i for i, line in enumerate(control_order) if line.startswith(p))
         for p in ("READY=1", "WATCHDOG=1", "STATUS=", "STOPPING=1")
     ]
     assert order[0] < order[1] < order[3] and order[2] < order[3]
+
+
+class HangingCamera(FrameSource):
+    """A camera whose read never returns (a wedged driver) until it is closed."""
+
+    kind = "hanging"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = threading.Event()
+        self._released = threading.Event()
+
+    def _open_device(self) -> None:
+        self._released.clear()
+
+    def _close_device(self) -> None:
+        self._released.set()
+
+    def _read_image(self) -> tuple[BgrImage | None, float]:
+        self.reading.set()
+        self._released.wait()
+        raise CameraError("hanging: closed during read")
+
+
+def test_a_hung_camera_read_stops_watchdog_pings(
+    site: VirtualSite, scene: Path, shared_data: Path, models_dir: Path, tmp_path: Path
+) -> None:
+    """The camera is open and its read never returns: no frame, no capture beat, and the
+    vision loop's empty waits are no progress either, so systemd's pings stop."""
+    from agent.config import load_config
+    from agent.runtime.capture_gate import GateState
+    from agent.runtime.daemon import PROGRESS_DEADLINE_S, AgentDaemon
+    from agent.runtime.progress_watchdog import ProgressWatchdog
+    from agent.runtime.sd_notify import SystemdNotifier
+
+    bundle = watchlist_for(site, shared_data, models_dir)
+    notify = NotifyListener(tmp_path / "notify.sock")
+    cfg = load_config(site.write_device_config(scene))
+    clock = ManualTime()
+    notifier = SystemdNotifier(str(notify.path))
+    wd = ProgressWatchdog(notifier, 3600.0, clock=clock)
+    camera = HangingCamera()
+    daemon = AgentDaemon(cfg, notifier=notifier, watchdog=wd, source=camera)
+    daemon.start()
+    try:
+        wait_for("the thread's first round", lambda: wd.rounds >= 1)
+        assert daemon.watchlists.import_bundle(bundle.data).status == "stored"
+        # Idle for longer than the deadline: nothing to process is no stall.
+        clock.now += PROGRESS_DEADLINE_S + 1
+        wait_for("idle beats on the new clock", lambda: not wd.stalled())
+        assert wd.check()
+        result = daemon.handle_control_document(activation(site, bundle))
+        assert result == f"activated {DEPLOYMENT}", result
+        wait_for("the camera read hung", camera.reading.is_set)
+        pings_live = wd.pings
+        clock.now += PROGRESS_DEADLINE_S + 1
+        # Two turns of the vision loop after the clock moved: had an empty wait counted
+        # as progress, vision would have beaten by now.
+        steps = daemon.vision_steps
+        wait_for("the vision loop turning", lambda: daemon.vision_steps >= steps + 2)
+        assert daemon.gate.state is GateState.ACTIVE  # the deployment is live
+        # Control beats on the new clock; capture and vision cannot.
+        wait_for("capture and vision stalled", lambda: wd.stalled() == ["capture", "vision"])
+        for _ in range(10):
+            assert not wd.check()
+        wait_for("the datagrams", lambda: notify.count("WATCHDOG=1") == wd.pings, 10)
+        assert wd.pings == pings_live
+        # The camera closes (a signed stop): nothing is required of capture any more.
+        stop = site.issuer().stop(site.device_id, DEPLOYMENT, "officers left")
+        assert daemon.handle_control_document(stop) == f"stopped {DEPLOYMENT}"
+        wait_for("idle beats again", lambda: not wd.stalled())
+        assert wd.check() and wd.pings == pings_live + 1
+    finally:
+        daemon.shutdown()
+        notify.close()
 
 
 def test_a_watchlist_wiped_by_the_technician_closes_the_camera(

@@ -146,37 +146,28 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 
 def test_injected_stall_stops_real_pings(notify_socket: socket.socket) -> None:
+    """The real ping thread and socket; time is the test's, so a stall is a fact, not a
+    race: the capture deadline passes when the test moves the clock, and "no ping during
+    the stall" is checked over many counted rounds of the thread."""
+    clock = ManualTime()
     notifier = SystemdNotifier(backend="builtin")
-    wd = ProgressWatchdog(notifier, 0.02, {"capture": 0.3})
+    wd = ProgressWatchdog(notifier, 0.01, {"capture": 5.0}, clock=clock)
     collector = PingCollector(notify_socket)
-    capturing = threading.Event()
-    capturing.set()
-    done = threading.Event()
-
-    def capture_loop() -> None:  # a capture thread that beats per frame until it "hangs"
-        while not done.is_set():
-            if capturing.is_set():
-                wd.beat("capture")
-            done.wait(0.01)
-
-    thread = threading.Thread(target=capture_loop)
-    thread.start()
     wd.start()
     try:
-        # Generous windows and counts, never exact timings.
         assert _wait_for(lambda: collector.pings >= 3), "no pings while progressing"
-        capturing.clear()  # the injected stall: capture stops making progress
+        clock.now += 6.0  # capture makes no progress past its deadline
         assert _wait_for(lambda: not wd.healthy), "watchdog never noticed the stall"
-        time.sleep(0.3)  # let the collector take in pings sent before the stall was seen
-        at_stall = collector.pings
-        time.sleep(1.0)  # ≈ 50 ping intervals
-        during = collector.pings - at_stall
-        capturing.set()  # progress again
+        at_stall, rounds_at_stall = wd.pings, wd.rounds
+        assert _wait_for(lambda: wd.rounds >= rounds_at_stall + 20), "the thread stopped"
+        # Every datagram sent has arrived (sendto on a local socket is synchronous).
+        assert _wait_for(lambda: collector.pings == wd.pings)
+        during = wd.pings - at_stall
+        received_during_stall = collector.pings - at_stall
+        wd.beat("capture")  # progress again
         assert _wait_for(lambda: collector.pings >= at_stall + 3), "pings never resumed"
     finally:
-        done.set()
-        thread.join()
         wd.stop()
         collector.close()
-    assert during == 0
+    assert during == 0 and received_during_stall == 0
     assert wd.healthy

@@ -250,3 +250,60 @@ def test_open_outbox_uses_the_config_section(tmp_path: Path) -> None:
     assert box.folder == tmp_path / "outbox" and box.max_bytes == 2 * 1024 * 1024
     assert box.retention_s == 31 * 86400
     assert oct(os.stat(box.folder).st_mode & 0o777) == "0o700"
+
+
+def test_a_failing_disk_is_an_outbox_error_naming_the_file(tmp_path: Path) -> None:
+    """Real filesystem failures (a directory where a file must go), not a mocked OSError."""
+    rec = Recorder()
+    box = make(tmp_path, rec)
+    (tmp_path / "sequence").mkdir()
+    with pytest.raises(OutboxError, match=r"sequence: Is a directory"):
+        box.next_sequence()
+    (tmp_path / "sequence").rmdir()
+    aid = new_alert_id()
+    seq = box.next_sequence()
+    blocker = tmp_path / f"{seq:020d}-{aid}.alert"
+    blocker.mkdir()
+    (blocker / "x").write_bytes(b"")
+    with pytest.raises(OutboxError, match=rf"cannot write {blocker}: "):
+        box.add(aid, seq, b"envelope", secret_of(aid))
+    assert len(box) == 0 and not list(tmp_path.glob(".tmp-*"))
+    # The same alert is taken once the disk works again: a refusal loses nothing.
+    (blocker / "x").unlink()
+    blocker.rmdir()
+    box.add(aid, seq, b"envelope", secret_of(aid))
+    assert aid in box and box.read(aid) == b"envelope"
+
+
+def test_a_refused_alert_retried_is_audited_once(tmp_path: Path) -> None:
+    rec = Recorder()
+    box = make(tmp_path, rec, max_bytes=600)
+    add(box, b"x" * 300)
+    aid, seq = new_alert_id(), box.next_sequence()
+    for _ in range(5):  # the daemon retries a held alert every control tick
+        with pytest.raises(OutboxFullError):
+            box.add(aid, seq, b"y" * 300, secret_of(aid))
+    assert rec.names().count("outbox.full_refused") == 1
+    box.acknowledge(box.pending()[0].alert_id, secret_of(box.pending()[0].alert_id))
+    box.add(aid, seq, b"y" * 300, secret_of(aid))
+    assert [e.alert_id for e in box.pending()] == [aid]
+
+
+def test_quarantined_entries_are_purged_at_the_retention_period(tmp_path: Path) -> None:
+    rec, clock = Recorder(), Clock()
+    for name in ("old", "young"):
+        (tmp_path / f"{name}.alert").write_bytes(b"not an entry")
+    box = make(tmp_path, rec, clock, retention_s=86400)
+    qdir = tmp_path / "quarantine"
+    assert sorted(p.name for p in qdir.iterdir()) == ["old.alert", "young.alert"]
+    # A damaged header cannot be trusted for its date: the file's own time counts.
+    os.utime(qdir / "old.alert", (clock.t - 2 * 86400, clock.t - 2 * 86400))
+    os.utime(qdir / "young.alert", (clock.t - 3600, clock.t - 3600))
+    assert box.purge_expired() == 0  # no pending entry was due
+    assert [p.name for p in qdir.iterdir()] == ["young.alert"]
+    purges = [f for e, f in rec.events if e == "outbox.quarantine_purge"]
+    assert [f["file"] for f in purges] == ["old.alert"]
+    clock.t += 86400
+    box.purge_expired()
+    assert not list(qdir.iterdir())
+    assert rec.names().count("outbox.quarantine_purge") == 2

@@ -26,8 +26,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_args_config(args)
     configure_from_config(cfg.logging, args.log_level)
     daemon = AgentDaemon(cfg)  # refuses to start on a model, key or trust problem
-    daemon.start()
+    # Before start(): a SIGTERM during the start-up broker wait must still stop cleanly.
+    daemon.install_signal_handlers()
     try:
+        daemon.start()
         daemon.run_until_stopped()
     finally:
         daemon.shutdown()
