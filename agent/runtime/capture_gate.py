@@ -85,13 +85,20 @@ class CaptureGate:
         clock: Clock | None = None,
         watchlist_present: Callable[[], bool] = lambda: True,
         check_interval_s: float = 0.1,
+        on_opening: Callable[[], None] = lambda: None,
+        on_opened: Callable[[], None] = lambda: None,
     ) -> None:
+        """``on_opening`` runs just before the camera is opened (at once, or when an
+        armed gate's window starts), ``on_opened`` once it is open; both under the
+        gate's lock, so they must be quick."""
         self._source = source
         self._on_frame = on_frame
         self._audit = audit
         self._clock: Clock = clock or SystemClock()
         self._watchlist_present = watchlist_present
         self._interval = check_interval_s
+        self._on_opening = on_opening
+        self._on_opened = on_opened
         self._lock = threading.RLock()
         self._session: _Session | None = None
         self._last: _Session | None = None
@@ -156,6 +163,7 @@ class CaptureGate:
         with self._lock:
             act = session.live.activation
             try:
+                self._on_opening()
                 self._source.open()
             except Exception as exc:
                 log.error("capture gate: camera not opened: %s", exc)
@@ -172,6 +180,7 @@ class CaptureGate:
             session.opened = True
             self._opened_mono = self._clock.mono()
             self._safe_audit("gate.opened", deployment_id=act.deployment_id, sequence=act.sequence)
+            self._on_opened()
             if not session.ended.is_set():
                 self._start_thread(session, self._capture_loop, "capture")
             return not session.ended.is_set()

@@ -32,7 +32,6 @@ another reason (lease lapse, camera failure, shutdown) so a new activation can r
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import signal
@@ -65,11 +64,15 @@ from agent.transport.alert_publisher import AlertPublisher
 from agent.transport.mqtt_link import MqttLink, MqttSettings, PublishResult
 from agent.transport.topics import activation_topic, event_topic, status_topic, watchlist_topic
 from agent.trust.activation_token import Activation, Renewal, Stop
-from agent.trust.activation_verifier import ActivationRejected, ActivationVerifier, LiveActivation
+from agent.trust.activation_verifier import (
+    ActivationRejected,
+    ActivationVerifier,
+    LiveActivation,
+    peek_deployment,
+)
 from agent.trust.alert_envelope import AlertContent, SealedAlert
 from agent.trust.audit_log import AuditLog, open_device_audit_log
 from agent.trust.device_keys import DeviceKeys, load_device_keys
-from agent.trust.signed_document import DocumentError, parse_envelope
 from agent.trust.system_clock import Clock, SystemClock
 from agent.vision.face_pipeline import FacePipeline, MatchCandidate
 from agent.vision.model_store import PinnedModel, resolve_configured_models
@@ -91,7 +94,7 @@ VISION_WAIT_S = 0.5
 FPS_WINDOW_S = 5.0
 JPEG_QUALITY = 90
 #: Reasons after which the deployment is over for good and its watchlist is destroyed.
-FINAL_REASONS = frozenset({"stopped", "expired", "superseded"})
+FINAL_REASONS = frozenset({"stopped", "expired", "superseded", "signer-revoked"})
 
 
 @dataclass
@@ -160,6 +163,8 @@ class AgentDaemon:
             audit=self.audit.append,
             clock=self.clock,
             watchlist_present=self._watchlist_present,
+            on_opening=self._on_camera_opening,
+            on_opened=self._on_camera_opened,
         )
         self.lock = DeploymentLock(lock_path(cfg.paths.runtime_dir))
         self.reports = ReportArchive(cfg.paths.state_dir, cfg.outbox.retention_days * 86400.0)
@@ -342,7 +347,16 @@ class AgentDaemon:
     def handle_control_document(self, payload: bytes) -> str:
         """Verify and apply an activation, renewal or stop; returns what happened (one line)."""
         try:
-            deployment_id = _peek_deployment(payload)
+            return self._apply_control_document(payload)
+        finally:
+            # Any document (even a refused one) may have brought a newer revocation list.
+            live = self.gate.live
+            if live is not None and self.verifier.signer_revoked(live):
+                self._revoke_live(live)
+
+    def _apply_control_document(self, payload: bytes) -> str:
+        try:
+            deployment_id = peek_deployment(payload)
             loaded = self.watchlists.hash_for_deployment(deployment_id) if deployment_id else None
             verified = self.verifier.verify(
                 payload, live=self.gate.live, loaded_watchlist_sha256=loaded
@@ -367,11 +381,27 @@ class AgentDaemon:
             deployment_id=doc.deployment_id,
             signer=verified.signer.subject,
             reason=doc.reason[:200],
+            names_live=verified.names_live,
         )
-        self.gate.stop("stopped")
-        if self._deployment is not None:
+        if verified.names_live:
+            self.gate.stop("stopped")
             self._end_deployment("stopped")
-        return f"stopped {doc.deployment_id}"
+            return f"stopped {doc.deployment_id}"
+        # Nothing of it is live (its lease lapsed, the camera failed, the agent restarted,
+        # or another deployment is live): the stop still ends it, so its watchlist goes.
+        wiped = self.watchlists.end_deployment(doc.deployment_id, "stopped")
+        return f"stopped {doc.deployment_id} (not live; {len(wiped)} watchlist(s) wiped)"
+
+    def _revoke_live(self, live: LiveActivation) -> None:
+        self.audit.append(
+            "control.signer_revoked", deployment_id=live.deployment_id, signer=live.signer
+        )
+        log.warning(
+            "the signer of the live activation has been revoked; closing the camera",
+            extra={"deployment_id": live.deployment_id, "reason": "signer-revoked"},
+        )
+        self.gate.stop("signer-revoked")
+        self._end_deployment("signer-revoked")
 
     def _handle_watchlist(self, payload: bytes) -> None:
         result = self.watchlists.handle_watchlist_message(payload)
@@ -414,7 +444,9 @@ class AgentDaemon:
             )
             return f"refused: {len(self._unsaved)} alerts still wait for the outbox"
         try:
-            gallery = self.watchlists.bind(act.watchlist_sha256, act.deployment_id)
+            gallery = self.watchlists.bind(
+                act.watchlist_sha256, act.deployment_id, window_ends_at=act.not_after
+            )
             with self._vision_lock:
                 self.pipeline.reset()
                 self.pipeline.set_watchlist(gallery, act.threshold, self.watchlists.model_id)
@@ -441,16 +473,33 @@ class AgentDaemon:
             threshold=act.threshold,
         )
         self.watchdog.require("vision", PROGRESS_DEADLINE_S)
-        # Required from before the open, so a first read that never returns is caught.
-        self.watchdog.require("capture", PROGRESS_DEADLINE_S)
         if self.gate.activate(live):
-            self._deployment.opened_at = self.clock.wall()
-            self._state = "active"
-            self.health.poke()
-            log.info("camera open", extra={"state": "active", "deployment_id": act.deployment_id})
+            if self.gate.state is GateState.ARMED:
+                self._state = "armed"
+                self.health.poke()
+                log.info(
+                    "activation accepted; camera opens when its window starts",
+                    extra={"state": "armed", "deployment_id": act.deployment_id},
+                )
+                return f"armed {act.deployment_id}"
             return f"activated {act.deployment_id}"
         self._end_deployment(self.gate.status().reason or "open-failed")
         return "camera did not open"
+
+    def _on_camera_opening(self) -> None:
+        # Required from before the open, so a first read that never returns is caught.
+        self.watchdog.require("capture", PROGRESS_DEADLINE_S)
+
+    def _on_camera_opened(self) -> None:
+        d = self._deployment
+        if d is not None:
+            d.opened_at = self.clock.wall()
+        self._state = "active"
+        self.health.poke()
+        log.info(
+            "camera open",
+            extra={"state": "active", "deployment_id": d.activation.deployment_id if d else None},
+        )
 
     def _end_deployment(self, reason: str) -> None:
         with self._deployment_lock:
@@ -554,7 +603,7 @@ class AgentDaemon:
         if frame is None:
             # No frame is progress only when none is expected; with the camera open
             # an empty wait means capture is not delivering.
-            if self.gate.state is GateState.IDLE:
+            if self.gate.state is not GateState.ACTIVE:
                 self.watchdog.beat("vision")
             return
         with self._vision_lock:
@@ -710,15 +759,3 @@ class AgentDaemon:
     def _publish_unsent_reports(self) -> None:
         for name, signed in self.reports.unsent():
             self._publish_report(name, signed)
-
-
-def _peek_deployment(payload: bytes) -> str | None:
-    """The deployment a control document names, read *before* verification, only to look
-    up which watchlist to check it against (the verifier then checks everything)."""
-    try:
-        _, body, _ = parse_envelope(payload)
-        value = json.loads(body).get("deployment_id")
-    except (DocumentError, ValueError, AttributeError, RecursionError):
-        # Whatever this is, the verifier refuses it (and says why); no lookup needed.
-        return None
-    return value if isinstance(value, str) else None

@@ -1,0 +1,145 @@
+"""The daemon's control plane beyond the happy path: a stop for a deployment that is no
+longer live, a live activation whose signer is revoked by another operator's document,
+and an activation accepted just before its window starts (the camera waits).
+
+Real parts: mosquitto with the shipped config, hub keys and signed documents, the
+models, the replay camera on a generated street scene, the audit log on disk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from runtime.daemon_world import DEPLOYMENT, audit_entries, wait_for, watchlist_for
+
+from agent.config import load_config
+from agent.hub.activation_issuer import ActivationIssuer
+from agent.runtime.capture_gate import GateState
+from agent.runtime.daemon import AgentDaemon
+from hil.virtual_site import VirtualSite
+
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+
+
+def _watchlist_files(site: VirtualSite, watchlist_hash: str) -> list[Path]:
+    return list((site.state_dir / "watchlists").glob(f"{watchlist_hash}*"))
+
+
+def _activate(daemon: AgentDaemon, site: VirtualSite, watchlist_hash: str) -> None:
+    result = daemon.handle_control_document(
+        site.issuer().activation(
+            site.device_id, DEPLOYMENT, 3600, 600, watchlist_hash, 0.5, "PS 0001"
+        )
+    )
+    assert result == f"activated {DEPLOYMENT}", result
+
+
+def test_a_stop_after_the_camera_failed_still_wipes_the_watchlist(
+    site: VirtualSite, scene: Path, shared_data: Path, models_dir: Path
+) -> None:
+    bundle = watchlist_for(site, shared_data, models_dir)
+    daemon = AgentDaemon(load_config(site.write_device_config(scene, fps=15, loop=True)))
+    daemon.start()
+    try:
+        daemon.watchlists.import_bundle(bundle.data)
+        _activate(daemon, site, bundle.watchlist_hash)
+        # The camera fails: the deployment is over for now, its watchlist kept sealed
+        # for a re-activation.
+        daemon.gate.stop("source-died")
+        wait_for("deployment ended", lambda: daemon._deployment is None, 30)
+        assert _watchlist_files(site, bundle.watchlist_hash)
+        result = daemon.handle_control_document(
+            site.issuer().stop(site.device_id, DEPLOYMENT, "officers left")
+        )
+        assert result.startswith(f"stopped {DEPLOYMENT} (not live; 1 watchlist")
+        assert not _watchlist_files(site, bundle.watchlist_hash)
+        assert daemon.gate.state is GateState.IDLE
+    finally:
+        daemon.shutdown()
+    stops = audit_entries(site, "control.stop")
+    assert [s["names_live"] for s in stops] == [False]
+    wiped = [e["reason"] for e in audit_entries(site, "watchlist.wiped")]
+    assert wiped == ["stopped"]
+
+
+def test_a_stop_for_another_deployment_leaves_the_live_one_running(
+    site: VirtualSite, scene: Path, shared_data: Path, models_dir: Path
+) -> None:
+    bundle = watchlist_for(site, shared_data, models_dir)
+    daemon = AgentDaemon(load_config(site.write_device_config(scene, fps=15, loop=True)))
+    daemon.start()
+    try:
+        daemon.watchlists.import_bundle(bundle.data)
+        _activate(daemon, site, bundle.watchlist_hash)
+        result = daemon.handle_control_document(
+            site.issuer().stop(site.device_id, "dep-other-002", "wrong site")
+        )
+        assert result.startswith("stopped dep-other-002 (not live; 0 watchlist")
+        assert daemon.gate.state is GateState.ACTIVE
+        assert _watchlist_files(site, bundle.watchlist_hash)
+    finally:
+        daemon.shutdown()
+
+
+def test_revoking_the_live_signer_closes_the_camera_and_ends_the_deployment(
+    site: VirtualSite, scene: Path, shared_data: Path, models_dir: Path
+) -> None:
+    root = site.hub.load_root_key()
+    site.hub.add_operator("alice", "supervisor", 30, root)
+    site.hub.add_operator("bob", "supervisor", 30, root)
+    bundle = watchlist_for(site, shared_data, models_dir)
+    daemon = AgentDaemon(load_config(site.write_device_config(scene, fps=15, loop=True)))
+    daemon.start()
+    try:
+        daemon.watchlists.import_bundle(bundle.data)
+        by_alice = ActivationIssuer(site.hub, "alice").activation(
+            site.device_id, DEPLOYMENT, 3600, 600, bundle.watchlist_hash, 0.5, "PS 0001"
+        )
+        assert daemon.handle_control_document(by_alice) == f"activated {DEPLOYMENT}"
+        # Alice's key is lost; the hub revokes it, and bob's next renewal carries the list.
+        site.hub.revoke_operator("alice", root)
+        renewal = ActivationIssuer(site.hub, "bob").renewal(site.device_id, DEPLOYMENT, 600)
+        assert daemon.handle_control_document(renewal).startswith("rejected: revocation")
+        assert daemon.gate.state is GateState.IDLE
+        assert daemon._deployment is None
+        assert not _watchlist_files(site, bundle.watchlist_hash)
+    finally:
+        daemon.shutdown()
+    assert [e["signer"] for e in audit_entries(site, "control.signer_revoked")] == ["alice"]
+    ended = [e["reason"] for e in audit_entries(site, "deployment.ended")]
+    assert ended == ["signer-revoked"]
+
+
+def test_an_early_activation_arms_the_gate_and_opens_at_not_before(
+    site: VirtualSite, scene: Path, shared_data: Path, models_dir: Path
+) -> None:
+    import time
+
+    bundle = watchlist_for(site, shared_data, models_dir)
+    daemon = AgentDaemon(load_config(site.write_device_config(scene, fps=15, loop=True)))
+    daemon.start()
+    try:
+        daemon.watchlists.import_bundle(bundle.data)
+        starts = int(time.time()) + 3  # inside the clock tolerance: accepted, not yet open
+        early = site.issuer().activation(
+            site.device_id,
+            DEPLOYMENT,
+            3600,
+            600,
+            bundle.watchlist_hash,
+            0.5,
+            "PS 0001",
+            not_before=starts,
+        )
+        assert daemon.handle_control_document(early) == f"armed {DEPLOYMENT}"
+        assert daemon.gate.state is GateState.ARMED and daemon.gate.status().frames_delivered == 0
+        wait_for("camera open", lambda: daemon.gate.state is GateState.ACTIVE, 30)
+        assert time.time() >= starts
+        wait_for("frames", lambda: daemon.gate.status().frames_delivered > 0, 30)
+    finally:
+        daemon.shutdown()
+    kinds = [e for e in ("gate.armed", "gate.opened") if audit_entries(site, e)]
+    assert kinds == ["gate.armed", "gate.opened"]
+    (report,) = audit_entries(site, "deployment.ended")
+    assert report["frames"] > 0
