@@ -521,6 +521,7 @@ class AgentDaemon:
             self.watchlists.end_deployment(act.deployment_id, reason)
         else:
             self.watchlists.release(reason)
+        audit_seq, audit_sha256 = self.audit.head()
         report = DeploymentReport(
             device_id=self.cfg.device.id,
             deployment_id=act.deployment_id,
@@ -546,6 +547,8 @@ class AgentDaemon:
             tracks=counters["tracks_started"],
             alerts=d.alerts,
             software_version=__version__,
+            audit_seq=audit_seq,
+            audit_sha256=audit_sha256,
         )
         signed = sign_report(report, self.keys.signing)
         name = self.reports.save(report, signed)

@@ -58,6 +58,10 @@ class DeploymentReport:
     tracks: int
     alerts: int
     software_version: str
+    # The device audit log's last entry when the report was signed: the hub keeps it,
+    # so a log later cut back or rewritten on the device no longer verifies against it.
+    audit_seq: int = 0
+    audit_sha256: str = ""
 
     def body(self) -> dict[str, Any]:
         data = asdict(self)

@@ -353,17 +353,19 @@ class ActivationVerifier:
         if isinstance(token, Activation):
             self._check_activation_time(token, now)
             steps += ["clock", "time-window"]
-        else:
+        elif isinstance(token, Renewal):
             if token.issued_at > now + tol:
                 raise OutsideTimeWindow(f"{kind} issued in the future ({token.issued_at})")
             if token.issued_at < now - tol:
                 raise OutsideTimeWindow(f"{kind} is stale (issued at {token.issued_at})")
             steps.append("time-window")
-            # A signed stop is honoured whatever is live, even nothing (after a lease
-            # lapse, a camera failure or a restart), so its deployment can be wiped.
-            if check_live and isinstance(token, Renewal):
+            if check_live:
                 self._check_live(token, live, now, mono)
                 steps.append("live")
+        # A stop has no time check and needs nothing live: it only ever closes the
+        # camera, the sequence refuses a replayed one, and it must be obeyed by a camera
+        # whose clock drifted while live, that was offline while the stop waited at the
+        # broker, or whose deployment already lapsed (so its watchlist can be wiped).
 
         # 12 sequence
         try:

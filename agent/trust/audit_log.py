@@ -40,7 +40,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -368,8 +368,16 @@ class AuditReport:
     head: tuple[int, str] = (0, GENESIS_PREV)  # (seq, line hash) of the last entry
 
 
-def verify_audit_log(data: bytes, public_key: Ed25519PublicKey) -> AuditReport:
-    """Verify chain, sequence and checkpoint signatures; raise AuditLogError at the first fault."""
+def verify_audit_log(
+    data: bytes, public_key: Ed25519PublicKey, anchors: Mapping[int, str] | None = None
+) -> AuditReport:
+    """Verify chain, sequence and checkpoint signatures; raise AuditLogError at the first fault.
+
+    ``anchors`` maps sequence numbers to the line hashes recorded elsewhere (the
+    ``audit_seq``/``audit_sha256`` a deployment report carries to the hub): a log cut
+    back before an anchor, or rewritten under it, fails although its own chain holds.
+    """
+    anchors = dict(anchors or {})
     report = AuditReport()
     lines = data.split(b"\n")
     ends_clean = lines[-1] == b""
@@ -422,7 +430,15 @@ def verify_audit_log(data: bytes, public_key: Ed25519PublicKey) -> AuditReport:
             report.unsigned_tail += 1
         report.entries += 1
         prev_hash, prev_seq, prev_line = line_hash(line), entry["seq"], i
+        expected = anchors.pop(prev_seq, None)
+        if expected is not None and expected != prev_hash:
+            raise AuditLogError(f"{where}: is not the entry anchored elsewhere (log rewritten)")
     if pending_torn is not None:
         raise AuditLogError(f"line {pending_torn}: not a valid entry (edited)")
+    if anchors:
+        raise AuditLogError(
+            f"the log ends at seq {prev_seq}, before the anchored seq {min(anchors)}"
+            " (entries were cut off its end)"
+        )
     report.head = (prev_seq, prev_hash)
     return report

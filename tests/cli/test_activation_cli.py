@@ -294,6 +294,37 @@ def test_audit_verify_cli(setup: dict[str, Path], capsys: pytest.CaptureFixture[
     assert "torn final line" in capsys.readouterr().out
 
 
+def test_audit_verify_checks_anchors_from_reports(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    log_path = setup["state"] / "audit.jsonl"
+    log = AuditLog.open(log_path, load_device_keys(setup["keys"]).signing, 50)
+    for i in range(3):
+        log.append("test.event", index=i)
+    seq, digest = log.head()  # what a deployment report carries to the hub
+    for i in range(3):
+        log.append("test.event", index=10 + i)
+    log.close()
+    cfg = ["--config", str(setup["cfg"])]
+    anchor = ["--anchor", f"{seq}:{digest}"]
+    assert agent_main(["audit", "verify", *anchor, *cfg]) == 0
+    assert "holds the 1 anchored entry" in capsys.readouterr().out
+    # Cut back to before the anchor and re-signed by someone holding the device key:
+    # the log's own chain holds, the anchor does not.
+    cut = AuditLog.open(setup["tmp"] / "cut.jsonl", load_device_keys(setup["keys"]).signing, 50)
+    cut.append("test.event", index=0)
+    cut.close()
+    assert agent_main(["audit", "verify", str(setup["tmp"] / "cut.jsonl"), *cfg]) == 0
+    capsys.readouterr()
+    assert agent_main(["audit", "verify", str(setup["tmp"] / "cut.jsonl"), *anchor, *cfg]) == 1
+    assert "cut off its end" in capsys.readouterr().out
+    wrong = ["--anchor", f"1:{digest}"]
+    assert agent_main(["audit", "verify", *wrong, *cfg]) == 1
+    assert "anchored elsewhere" in capsys.readouterr().out
+    assert agent_main(["audit", "verify", "--anchor", "x:y", *cfg]) == 2
+    assert "--anchor" in capsys.readouterr().err
+
+
 def test_real_entry_points_run(setup: dict[str, Path]) -> None:
     _activate(setup, "a.json")
     exe = Path(sys.executable).parent / "lfr-agent"

@@ -17,6 +17,8 @@ from agent.config import load_config
 from agent.hub.activation_issuer import ActivationIssuer
 from agent.runtime.capture_gate import GateState
 from agent.runtime.daemon import AgentDaemon
+from agent.runtime.deployment_report import ReportArchive
+from agent.trust.audit_log import verify_audit_log
 from hil.virtual_site import VirtualSite
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
@@ -109,6 +111,12 @@ def test_revoking_the_live_signer_closes_the_camera_and_ends_the_deployment(
     assert [e["signer"] for e in audit_entries(site, "control.signer_revoked")] == ["alice"]
     ended = [e["reason"] for e in audit_entries(site, "deployment.ended")]
     assert ended == ["signer-revoked"]
+    # The report anchors the audit log as it was when it was signed.
+    (report,) = ReportArchive(site.state_dir, 86400.0).read(DEPLOYMENT)
+    assert report["end_reason"] == "signer-revoked"
+    anchor = {report["audit_seq"]: report["audit_sha256"]}
+    device_key = daemon.keys.signing.public_key()
+    verify_audit_log((site.state_dir / "audit.jsonl").read_bytes(), device_key, anchor)
 
 
 def test_an_early_activation_arms_the_gate_and_opens_at_not_before(

@@ -590,7 +590,7 @@ def test_stop_with_nothing_live_is_honoured(world: TrustWorld) -> None:
     stop = world.issuer("bob").stop("lfr-test-01", DEPLOYMENT, "lease lapsed")
     result = _verify(world, stop, live=None)
     assert result.document.deployment_id == DEPLOYMENT and not result.names_live
-    assert result.steps[-3:] == ["time-window", "sequence", "commit"]
+    assert result.steps[-3:] == ["device", "sequence", "commit"]
     assert world.verifier().sequences.last() == 2
 
 
@@ -620,26 +620,26 @@ def test_stop_still_passes_every_other_check(world: TrustWorld) -> None:
         _verify(world, _resign(stop, key, revocations=rl))
 
 
-@pytest.mark.parametrize("kind", ["renewal", "stop"])
-def test_renewal_or_stop_issued_in_the_future_is_rejected(world: TrustWorld, kind: str) -> None:
+def test_renewal_issued_in_the_future_is_rejected(world: TrustWorld) -> None:
     live = _verify(world, world.activation()).live
     key, _ = world.hub.operator("bob")
-    issuer = world.issuer("bob")
-    doc = (
-        issuer.renewal("lfr-test-01", DEPLOYMENT, 60)
-        if kind == "renewal"
-        else issuer.stop("lfr-test-01", DEPLOYMENT, "x")
-    )
-    with pytest.raises(av.OutsideTimeWindow, match=f"{kind} issued in the future"):
+    doc = world.issuer("bob").renewal("lfr-test-01", DEPLOYMENT, 60)
+    with pytest.raises(av.OutsideTimeWindow, match="renewal issued in the future"):
         _verify(world, _resign(doc, key, issued_at=int(world.clock.wall()) + 121), live=live)
 
 
-def test_stale_stop_is_rejected(world: TrustWorld) -> None:
+@pytest.mark.parametrize("skew_s", [-3600, 3600])
+def test_stop_is_obeyed_whatever_the_clocks_say(world: TrustWorld, skew_s: int) -> None:
+    # A camera whose clock drifted while live, or a stop that waited at the broker:
+    # still obeyed (it only closes; the sequence refuses a replay).
     live = _verify(world, world.activation()).live
+    key, _ = world.hub.operator("bob")
     stop = world.issuer("bob").stop("lfr-test-01", DEPLOYMENT, "x")
-    world.clock.advance(121)
-    with pytest.raises(av.OutsideTimeWindow, match="stop is stale"):
-        _verify(world, stop, live=live)
+    skewed = _resign(stop, key, issued_at=int(world.clock.wall()) + skew_s)
+    verified = _verify(world, skewed, live=live)
+    assert verified.names_live and "time-window" not in verified.steps
+    with pytest.raises(av.SequenceNotNewer):
+        _verify(world, skewed, live=live)
 
 
 def test_renewal_signed_as_activation_type_is_rejected(world: TrustWorld) -> None:

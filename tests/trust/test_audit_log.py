@@ -402,3 +402,27 @@ def test_writers_in_other_processes_keep_one_chain(tmp_path: Path) -> None:
     held_open.close()
     report = verify_audit_log(path.read_bytes(), PUB)
     assert report.entries - report.checkpoints == 4 * 60
+
+
+def test_anchors_detect_a_log_cut_back_or_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    log = AuditLog.open(path, KEY, 50)
+    log.append("test.event", index=0)
+    log.append("test.event", index=1)
+    anchor = dict([log.head()])  # seq 2, as a deployment report would carry it
+    log.append("test.event", index=2)
+    log.close()
+    data = path.read_bytes()
+    assert verify_audit_log(data, PUB, anchor).entries == 4  # three and the closing checkpoint
+    # Cut back to before the anchored entry: a valid chain, but too short.
+    first = _lines(data)[0]
+    with pytest.raises(AuditLogError, match="cut off its end"):
+        verify_audit_log(first + b"\n", PUB, anchor)
+    # Another log, chained and signed with the same key, in its place.
+    other = tmp_path / "b.jsonl"
+    forged = AuditLog.open(other, KEY, 50)
+    forged.append("test.event", index=0)
+    forged.append("test.event", index=99)
+    forged.close()
+    with pytest.raises(AuditLogError, match="anchored elsewhere"):
+        verify_audit_log(other.read_bytes(), PUB, anchor)

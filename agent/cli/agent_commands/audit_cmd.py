@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -29,11 +30,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         help="device public signing key PEM (default: device-ed25519-pub.pem in paths.keys_dir)",
     )
+    ver.add_argument(
+        "--anchor",
+        action="append",
+        default=[],
+        metavar="SEQ:SHA256",
+        help="an entry recorded elsewhere (a deployment report's audit_seq and audit_sha256)"
+        " that the log must still hold; repeatable",
+    )
     add_config_arg(ver)
     ver.set_defaults(handler=cmd_verify)
 
 
+def _parse_anchor(text: str) -> tuple[int, str]:
+    seq, _, digest = text.partition(":")
+    if not (seq.isdigit() and int(seq) > 0 and re.fullmatch(r"[0-9a-f]{64}", digest)):
+        raise UsageError(f"--anchor {text[:80]!r}: expected SEQ:SHA256 (a number, 64 hex digits)")
+    return int(seq), digest
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
+    anchors = dict(_parse_anchor(a) for a in args.anchor)
     path: Path | None = args.file
     key: Ed25519PublicKey | None = None
     if args.key is not None:
@@ -47,11 +64,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"audit: {path}: cannot read ({exc.strerror})") from exc
     try:
-        report = verify_audit_log(data, key)
+        report = verify_audit_log(data, key, anchors)
     except AuditLogError as exc:
         print(f"✗ {path}: {exc}")
         return 1
     print(f"✓ {path}: {report.entries} entries, {report.checkpoints} signed checkpoints")
+    if anchors:
+        print(f"- holds the {len(anchors)} anchored entr{'y' if len(anchors) == 1 else 'ies'}")
     seq, digest = report.head
     # Compare with the anchor a deployment report carries: a log cut back is shorter.
     print(f"- last entry: seq {seq}, line sha256 {digest}")
