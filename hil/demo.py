@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import IO
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LFR_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -38,11 +39,24 @@ def say(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
+def show(words: Sequence[str], background: bool = False) -> None:
+    """Print a command as a person would type it (program name without its folder)."""
+    shown = [Path(words[0]).name, *words[1:]]
+    line = "$ " + " ".join(shlex.quote(w) for w in shown)
+    print(line + (" &" if background else ""), flush=True)
+
+
+def start(cmd: Sequence[str | Path], stdout: IO[str] | int) -> subprocess.Popen[str]:
+    """Start a long-running command in the background, shown like every other."""
+    words = [str(c) for c in cmd]
+    show(words, background=True)
+    return subprocess.Popen(words, stdout=stdout, stderr=subprocess.STDOUT, text=True)
+
+
 def run(cmd: Sequence[str | Path], quiet: bool = False) -> str:
     """Run a command as a person would, show it and its output, stop the demo if it fails."""
     words = [str(c) for c in cmd]
-    shown = [Path(words[0]).name, *words[1:]]
-    print("$ " + " ".join(shlex.quote(w) for w in shown), flush=True)
+    show(words)
     res = subprocess.run(words, capture_output=True, text=True, check=False)
     out = (res.stdout + res.stderr).strip()
     if out and not quiet:
@@ -84,6 +98,18 @@ def alert_count(db: Path) -> int:
             return 0
 
 
+def report_count(db: Path, deployment_id: str) -> int:
+    """Deployment reports the hub has stored for a deployment (0 before the table exists)."""
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as con:
+        try:
+            query = "SELECT COUNT(*) FROM deployment_reports WHERE deployment_id = ?"
+            return int(con.execute(query, (deployment_id,)).fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="make demo", description=__doc__)
     ap.add_argument("--models-dir", type=Path, default=REPO / "var" / "models")
@@ -95,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (SHARED_DATA / "faces").is_dir():
         raise SystemExit(f"demo: test photos not found at {SHARED_DATA} (set LFR_SHARED_DATA)")
 
-    from hil.local_broker import HUB_CN, MosquittoBroker
+    from hil.local_broker import HUB_CN, MOSQUITTO, MosquittoBroker
     from hil.synthetic_scene import SceneSpec, generate_scene
 
     out: Path = args.out.resolve()
@@ -128,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         say("2. Broker: mosquitto with mutual TLS and the per-device ACL, on loopback")
         broker = MosquittoBroker(out / "broker")
+        show([str(MOSQUITTO), "-c", str(broker.conf_path)], background=True)
         broker.start()
         broker_addr = f"{broker.host}:{broker.port}"
         print(f"  mosquitto listening on {broker_addr} (config {broker.conf_path})")
@@ -193,29 +220,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {len(list(scene.glob('*.jpg')))} frames of 1280x720 in {scene}")
 
         say("6. Hub receiver and agent start; the camera stays closed")
-        watcher = subprocess.Popen(
+        watcher = start(
             [
-                str(lfr_hub),
+                lfr_hub,
                 "alerts",
                 "watch",
                 "--db",
-                str(hub / "alerts.db"),
+                hub / "alerts.db",
                 "--alert-key",
-                str(hub / "keys" / "hub-alert-x25519-key.pem"),
-                *[str(a) for a in hub_tls],
+                hub / "keys" / "hub-alert-x25519-key.pem",
+                *hub_tls,
             ],
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
         )
         procs.append(watcher)
         stream(watcher, "  hub │ ")
         agent_log = (device / "agent.log").open("w")
-        agent = subprocess.Popen(
-            [str(lfr_agent), "run", "--config", str(device / "agent.toml")],
+        agent = start(
+            [lfr_agent, "run", "--config", device / "agent.toml"],
             stdout=agent_log,
-            stderr=subprocess.STDOUT,
-            text=True,
         )
         procs.append(agent)
         wait_for("the agent", lambda: "agent ready" in (device / "agent.log").read_text(), 120)
@@ -283,6 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         time.sleep(2.0)
 
         say("9. Operator: stop the deployment (officers leave)")
+        reports_before = report_count(hub / "alerts.db", DEPLOYMENT)
         run(
             [
                 lfr_hub,
@@ -314,11 +338,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
         )
         wait_for(
-            "the deployment report",
+            "the deployment to end on the device",
             lambda: "deployment ended" in (device / "agent.log").read_text(),
             30,
         )
-        time.sleep(1.5)
+        # The device sends its signed report as it ends; show it once the hub has stored it.
+        wait_for(
+            "the deployment report in the hub's store",
+            lambda: report_count(hub / "alerts.db", DEPLOYMENT) > reports_before,
+            30,
+        )
 
         say("10. The deployment report and the watchlist wipe")
         run([lfr_hub, "reports", "show", DEPLOYMENT, "--db", hub / "alerts.db"])

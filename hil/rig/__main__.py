@@ -90,6 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "duration_s": round(time.time() - started, 1),
         "host": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu",
         "notes": list(getattr(rig, "notes", [])),
+        **getattr(rig, "metadata", {}),  # what a rig measured about itself (clock offset)
     }
     path = write_report(args.out, meta, results)
     print()

@@ -4,7 +4,9 @@ journal and service) and over the site's MQTT broker (activations, watchlists, a
 Wiring (see ``hil/rigs/real-rig.example.toml`` and ``hil/README.md``):
 
 * the device runs ``lfr-agent`` as the systemd service ``lfr-agent``; the rig's SSH user
-  may run ``sudo -n`` for ``systemctl``, ``nft``, ``find`` and reading the state folder;
+  may run ``sudo -n`` for one fixed helper only (``hil/rigs/lfr-hil-helper``, installed
+  on the device), which reads public keys, the audit log and file names, drives the
+  service, nftables and the clock, and nothing else;
 * its camera looks at a monitor on the rig machine, which shows the synthetic scene in a
   loop (``show_scene``); the scene clock is the moment the loop started;
 * the rig acts as the hub for the device: it holds the operator key store that enrolled
@@ -13,17 +15,24 @@ Wiring (see ``hil/rigs/real-rig.example.toml`` and ``hil/README.md``):
 
 What a real device cannot do on command is reported as "not run" with the reason: a torn
 outbox write needs a power cut, a lost feed needs the camera unplugged, a broker restart
-needs the broker's host; the clock-jump step is left to a technician (``date -s`` on the
-device with NTP off) because stepping a device's clock from a script can strand it.
+needs the broker's host. The clock jump turns NTP off and sets the clock with ``date -s``;
+putting it right sets it from the rig's clock, turns NTP back on and waits until the
+device says it is synchronised again.
+
+The device's clock is not the rig's: at set-up the rig measures the offset over SSH
+(``date +%s.%N``, the sample with the shortest round trip, corrected by half of it) and
+takes it off every audit time, so close lags and latencies compare like with like.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shlex
 import subprocess
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +66,51 @@ from hil.rig.scenarios.scenario_support import (
 from hil.rig.virtual_rig import ENROLMENT_PHOTO, make_scene
 from hil.synthetic_scene import SceneTruth
 
-NFT_TABLE = "lfrhil"
+CLOCK_SAMPLES = 7
+RESYNC_TIMEOUT_S = 180.0
+
+
+# One clock reading per line the rig sends: the samples need no connection set-up.
+CLOCK_SCRIPT = f"for i in $(seq {CLOCK_SAMPLES}); do read -r _ || exit 0; date +%s.%N; done"
+
+
+def measure_clock_offset(command: list[str]) -> tuple[float, float]:
+    """(round trip, other clock minus this one) from ``command``, which answers each line
+    sent to it with its clock (Unix seconds). The sample with the shortest round trip
+    wins, its reading taken as made half-way through it. ``ValueError`` if none came."""
+    proc = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    samples: list[tuple[float, float]] = []
+    try:
+        for _ in range(CLOCK_SAMPLES):
+            t0 = time.time()
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+            t1 = time.time()
+            try:
+                samples.append((t1 - t0, float(line) - (t0 + t1) / 2))
+            except ValueError:
+                break
+    except BrokenPipeError:
+        pass  # the other end went away: the samples so far count
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if not samples:
+        raise ValueError("no clock reading")
+    return min(samples)
 
 
 class SshPartition:
@@ -70,15 +123,10 @@ class SshPartition:
         self.note = f"real device; partition = nftables drop of port {port} on the device"
 
     def partition(self) -> None:
-        rules = (
-            f"table inet {NFT_TABLE} {{ chain out {{ type filter hook output priority 0; "
-            f"tcp dport {self.port} drop; }} chain in {{ type filter hook input priority 0; "
-            f"tcp sport {self.port} drop; }} }}"
-        )
-        self.rig.ssh(f"sudo -n nft -f - <<'EOF'\n{rules}\nEOF")
+        self.rig.helper("partition", str(self.port))
 
     def heal(self) -> None:
-        self.rig.ssh(f"sudo -n nft delete table inet {NFT_TABLE}")
+        self.rig.helper("heal")
 
 
 class RealRig:
@@ -105,6 +153,9 @@ class RealRig:
         self._display_started = 0.0
         self._stop_display = threading.Event()
         self._closers: list[Any] = []
+        self.clock_offset_s = 0.0  # device clock minus rig clock, measured at set-up
+        self._wall_offset = 0.0  # the clock jump in force
+        self.metadata: dict[str, Any] = {}
 
     # -- SSH -----------------------------------------------------------------------------------
     def ssh(self, command: str, timeout: float = 60.0) -> str:
@@ -128,10 +179,32 @@ class RealRig:
             )
         return proc.stdout.decode(errors="replace")
 
+    def helper(self, *args: str, timeout: float = 60.0) -> str:
+        """Run the device's root helper (the one command the rig user may sudo)."""
+        return self.ssh(
+            f"sudo -n {shlex.quote(self.desc.device.helper)} {shlex.join(args)}", timeout
+        )
+
+    def _measure_clock_offset(self) -> None:
+        ssh = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", self.desc.device.ssh]
+        try:
+            rtt, offset = measure_clock_offset([*ssh, CLOCK_SCRIPT])
+        except ValueError:
+            raise UsageError(
+                f"rig: ssh {self.desc.device.ssh}: could not read the device clock"
+            ) from None
+        self.clock_offset_s = offset
+        self.metadata["device_clock_offset_s"] = round(offset, 4)
+        self.metadata["device_clock_offset_rtt_s"] = round(rtt, 4)
+        self.say(
+            f"device clock {offset * 1000:+.1f} ms from the rig's (round trip {rtt * 1000:.1f} ms)"
+        )
+
     # -- set-up --------------------------------------------------------------------------------
     def setup(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.ssh("true")
+        self._measure_clock_offset()
         self.truth: SceneTruth = make_scene(
             self.desc, self.work_dir / "scene", self.shared_data, self.models_dir
         )
@@ -169,18 +242,12 @@ class RealRig:
         self._closers.append(self.worker.stop)
         if not self.link.wait_connected(20):
             raise UsageError(f"rig: cannot reach the broker at {b.host}:{b.port}")
-        self.ssh(f"sudo -n touch {shlex.quote(self._marker)}")
+        self.helper("mark")
         self._show_scene()
-
-    @property
-    def _marker(self) -> str:
-        return "/run/lfr-hil.marker"
 
     def _device_public(self, name: str, kind: Any) -> Any:
         local = self.work_dir / name
-        local.write_text(
-            self.ssh(f"sudo -n cat {shlex.quote(self.desc.device.keys_dir + '/' + name)}")
-        )
+        local.write_text(self.helper("pubkey", name))
         return load_public_key(local, kind)
 
     def _device_signing_public(self) -> Ed25519PublicKey:
@@ -214,6 +281,11 @@ class RealRig:
         return self._display_started + loops * pass_s
 
     def teardown(self) -> None:
+        if self._wall_offset:
+            try:
+                self.set_wall_clock_offset(0.0)
+            except Exception as exc:  # tear-down goes on; the technician must set it right
+                self.notes.append(f"tear-down: device clock not put right: {exc}")
         self._stop_display.set()
         for close in reversed(self._closers):
             close()
@@ -308,7 +380,18 @@ class RealRig:
 
     # -- the hub's view -----------------------------------------------------------------------
     def stored_alerts(self) -> list[AlertRow]:
-        return self.store.list_alerts(device_id=self.device_id, limit=100_000)
+        """As stored, with the device's own times (sealed, first seen, decided) moved onto
+        the rig's clock like the audit times; ``received_at`` is the rig's already."""
+        off = self.clock_offset_s
+        return [
+            replace(
+                a,
+                sealed_at=a.sealed_at - off,
+                first_seen=a.first_seen - off,
+                decided_at=a.decided_at - off,
+            )
+            for a in self.store.list_alerts(device_id=self.device_id, limit=100_000)
+        ]
 
     def receipts(self) -> list[tuple[float, Receipt]]:
         with self._lock:
@@ -320,29 +403,27 @@ class RealRig:
 
     # -- the device over SSH ------------------------------------------------------------------
     def audit(self) -> list[AuditEvent]:
-        return parse_audit(self.ssh(f"sudo -n cat {shlex.quote(self.state)}/audit.jsonl"))
+        """The audit log with times on the rig's clock (the measured offset taken off)."""
+        events = parse_audit(self.helper("audit"))
+        return [replace(e, t=e.t - self.clock_offset_s) for e in events]
 
     def audit_verified(self) -> str:
-        data = self.ssh(f"sudo -n cat {shlex.quote(self.state)}/audit.jsonl").encode()
+        data = self.helper("audit").encode()
         verify_audit_log(data, self._device_signing_public())
         entries = data.count(b"\n")
         return f"{entries} entries verified against the device key"
 
-    def _ls(self, folder: str, pattern: str = "*") -> list[str]:
-        out = self.ssh(
-            f"sudo -n find {shlex.quote(self.state + '/' + folder)} -maxdepth 1 -type f "
-            f"-name {shlex.quote(pattern)} -printf '%f\\n' 2>/dev/null || true"
-        )
-        return sorted(out.split())
+    def _ls(self, folder: str) -> list[str]:
+        return sorted(n for n in self.helper("list", folder).splitlines() if n)
 
     def outbox_entries(self) -> list[str]:
-        return self._ls("outbox", "*.alert")
+        return self._ls("outbox")
 
     def watchlist_files(self) -> list[str]:
         return self._ls("watchlists")
 
     def device_log_text(self) -> str:
-        return self.ssh(f"sudo -n {self.desc.device.log_command}")
+        return self.helper("journal")
 
     def _wait_active(self) -> None:
         wait_for(
@@ -353,16 +434,16 @@ class RealRig:
         )
 
     def start_device(self) -> None:
-        self.ssh("sudo -n systemctl start lfr-agent")
+        self.helper("service", "start")
         self._wait_active()
 
     def stop_device(self) -> int:
-        self.ssh("sudo -n systemctl stop lfr-agent")
-        out = self.ssh("systemctl show -p ExecMainStatus --value lfr-agent").strip()
-        return int(out) if out.isdigit() else -1
+        self.helper("service", "stop")
+        out = self.helper("service", "status").split()
+        return int(out[-1]) if out and out[-1].isdigit() else -1
 
     def kill_device(self) -> None:
-        self.ssh("sudo -n systemctl kill -s KILL lfr-agent")
+        self.helper("service", "kill")
 
     def tear_outbox(self) -> list[str]:
         raise NotAvailable("a torn write on a real device needs a power cut mid-alert (by hand)")
@@ -376,13 +457,26 @@ class RealRig:
     def restart_broker(self) -> None:
         raise NotAvailable("the site broker runs on the hub host; restart it there by hand")
 
+    def set_wall_clock_offset(self, seconds: float) -> float:
+        """NTP off and ``date -s`` to the true time plus ``seconds``; 0 puts the clock right
+        (from the rig's clock), turns NTP back on and waits for the device to resync."""
+        t = time.time()
+        target = t + self.clock_offset_s + seconds
+        self.helper("clock", "set", f"{target:.3f}")
+        self._wall_offset = seconds
+        if seconds == 0.0:
+            self.helper("clock", "ntp")
+            wait_for(
+                "the device clock synchronised again (NTP)",
+                lambda: self.ssh("timedatectl show -p NTPSynchronized --value").strip() == "yes",
+                RESYNC_TIMEOUT_S,
+                poll=2.0,
+            )
+        return t
+
     def writable_changes(self) -> tuple[list[str], list[str] | None]:
-        out = self.ssh(
-            f"sudo -n find / -xdev -type f -newer {shlex.quote(self._marker)} "
-            "-not -path '/proc/*' -not -path '/sys/*' -not -path '/var/log/journal/*' "
-            "-not -path '/run/*' 2>/dev/null || true"
-        )
-        new = [p for p in out.split() if not p.startswith(self.state + "/")]
+        changed = self.helper("changed").splitlines()
+        new = [p for p in changed if p and not p.startswith(self.state + "/")]
         tmp = [p for p in new if p.startswith(("/tmp/", "/var/tmp/"))]
         return [p for p in new if p not in tmp], tmp
 
@@ -390,9 +484,6 @@ class RealRig:
         raise NotAvailable("watch the device's uplink at the site switch (port mirror) instead")
 
     def plaintext_images(self) -> tuple[int, list[str]]:
-        q = shlex.quote(self.state)
-        count = int(self.ssh(f"sudo -n find {q} -type f | wc -l").strip() or 0)
-        found = self.ssh(
-            f"sudo -n grep -rlaE $'\\xff\\xd8\\xff\\xe0\\x00\\x10JFIF|\\x89PNG' {q} || true"
-        )
-        return count, found.split()
+        lines = self.helper("images").splitlines()
+        count = lines[0].strip() if lines else ""
+        return int(count) if count.isdigit() else 0, lines[1:]

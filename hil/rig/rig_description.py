@@ -4,7 +4,8 @@ Sections (every key optional unless marked)::
 
     [rig]       name, kind = "virtual" | "real"
     [device]    id; where = "local" (a child process on this machine) | "ssh";
-                ssh = "user@host" (where = "ssh"); state_dir, keys_dir, log_command (real rig)
+                ssh = "user@host" (where = "ssh"); state_dir, helper (real rig: the
+                device's state folder and the root helper the rig may run with sudo)
     [broker]    where = "local" (a mosquitto the rig starts) | "remote";
                 host, port, ca_file, cert_file, key_file (remote: the hub's client files)
     [hub]       hub_dir, operator (real rig: the operator key store that enrolled the device
@@ -40,7 +41,7 @@ SCENARIO_NAMES = (
 
 _KEYS: dict[str, set[str]] = {
     "rig": {"name", "kind"},
-    "device": {"id", "where", "ssh", "state_dir", "keys_dir", "log_command"},
+    "device": {"id", "where", "ssh", "state_dir", "helper"},
     "broker": {"where", "host", "port", "ca_file", "cert_file", "key_file"},
     "hub": {"hub_dir", "operator"},
     "network": {"isolation", "partition_s"},
@@ -67,8 +68,7 @@ class DeviceSpec:
     where: str = "local"
     ssh: str = ""
     state_dir: str = "/var/lib/lfr-agent"
-    keys_dir: str = "/etc/lfr-agent/keys"
-    log_command: str = "journalctl -u lfr-agent --no-pager -o cat"
+    helper: str = "/usr/local/sbin/lfr-hil-helper"  # hil/rigs/lfr-hil-helper, installed
 
 
 @dataclass(frozen=True)
@@ -205,8 +205,7 @@ def parse_rig(data: dict[str, Any], path: Path) -> RigDescription:
         where=d.text("where", "local", ("local", "ssh")),
         ssh=d.text("ssh", ""),
         state_dir=d.text("state_dir", DeviceSpec.state_dir),
-        keys_dir=d.text("keys_dir", DeviceSpec.keys_dir),
-        log_command=d.text("log_command", DeviceSpec.log_command),
+        helper=d.text("helper", DeviceSpec.helper),
     )
     b = reader("broker")
     broker = BrokerSpec(

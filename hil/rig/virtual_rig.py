@@ -40,6 +40,7 @@ from agent.trust.device_keys import load_device_signing_public
 from agent.vision.model_store import resolve_models
 from agent.vision.still_photo import StillPhotoAnalyser
 from hil.local_broker import MosquittoBroker
+from hil.rig import wall_clock_shim
 from hil.rig.network_faults import BrokerOutage, NamespacePair, NetworkFaultError, NetworkFaults
 from hil.rig.rig_description import RigDescription
 from hil.rig.scenarios.scenario_support import (
@@ -171,6 +172,8 @@ class VirtualRig:
             self.scene_dir, fps=int(self.truth.spec.fps), loop=True, matching="cooldown_s = 0"
         )
         (self.site.device_dir / "home").mkdir(exist_ok=True)
+        # Outside the device tree: the privacy scenario must not count the rig's own files.
+        self._shim_dir, self._offset_file = wall_clock_shim.prepare(self.work_dir / "clock-shim")
         self._baseline = _snapshot(self.site.device_dir)
         self.start_device()
 
@@ -399,6 +402,11 @@ class VirtualRig:
         # are then caught by the privacy scenario instead of landing in the rig user's home.
         env["HOME"] = str(self.site.device_dir / "home")
         env.pop("XDG_CACHE_HOME", None)
+        # The rig's clock jump: a wall-clock offset only this process sees (wall_clock_shim).
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(self._shim_dir), env.get("PYTHONPATH", "")) if p
+        )
+        env[wall_clock_shim.ENV_VAR] = str(self._offset_file)
         with log_path.open("ab") as log:
             proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT, env=env)
         self._device = DeviceProcess(proc, log_path)
@@ -445,6 +453,11 @@ class VirtualRig:
 
     def restart_broker(self) -> None:
         self.broker.restart()
+
+    def set_wall_clock_offset(self, seconds: float) -> float:
+        t = time.time()
+        wall_clock_shim.write_offset(self._offset_file, seconds)
+        return t
 
     def writable_changes(self) -> tuple[list[str], list[str] | None]:
         allowed = (

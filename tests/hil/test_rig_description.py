@@ -67,6 +67,13 @@ def test_an_empty_file_is_the_default_virtual_rig(tmp_path: Path) -> None:
 def test_a_real_rig_with_everything_given_loads(tmp_path: Path) -> None:
     rig = load_rig(write(tmp_path, REAL))
     assert rig.hub_operator == "supervisor-1" and rig.broker.port == 8883
+    assert rig.device.helper == "/usr/local/sbin/lfr-hil-helper"  # the default
+
+
+def test_the_example_real_rig_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "hil" / "rigs" / "real-rig.example.toml"
+    rig = load_rig(example)
+    assert rig.kind == "real" and rig.device.helper.endswith("lfr-hil-helper")
 
 
 @pytest.mark.parametrize(
@@ -93,6 +100,9 @@ def test_a_real_rig_with_everything_given_loads(tmp_path: Path) -> None:
         ('[feed]\nkind = "monitor"', '[feed] kind: a virtual rig replays the scene ("replay")'),
         ("[short]\npasses = 0", "[short] passes: must be within 1..50, got 0"),
         ("[broker]\nport = 70000", "[broker] port: must be within 1..65535, got 70000"),
+        # Raw sudo commands are gone: the rig runs only the helper on the device.
+        ('[device]\nlog_command = "journalctl"', "[device] log_command: unknown key"),
+        ("[device]\nhelper = 3", "[device] helper: must be a string, got int"),
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, text: str, expected: str) -> None:

@@ -168,6 +168,12 @@ class RigDriver(Protocol):
     def feed_lost(self) -> None: ...
     def feed_back(self) -> None: ...
     def restart_broker(self) -> None: ...
+    def set_wall_clock_offset(self, seconds: float) -> float:
+        """Set the device's wall clock to the true time plus ``seconds`` (0 puts it right);
+        returns the rig's time just before the change. Audit times read afterwards are the
+        device's shifted clock."""
+        ...
+
     def writable_changes(self) -> tuple[list[str], list[str] | None]: ...
     def plaintext_images(self) -> tuple[int, list[str]]: ...
     def unexpected_egress(self) -> tuple[int, list[str]]: ...
@@ -175,26 +181,41 @@ class RigDriver(Protocol):
 
 
 def events_for(
-    rig: RigDriver, deployment_id: str, event: str, after: float = 0.0
+    rig: RigDriver, deployment_id: str, event: str, after: float = 0.0, after_seq: int = 0
 ) -> list[AuditEvent]:
+    """Audit events of a deployment; ``after`` filters by time, ``after_seq`` by position
+    (the only safe filter once the device's wall clock has been jumped)."""
     return [
         e
         for e in rig.audit()
-        if e.event == event and e.fields.get("deployment_id") == deployment_id and e.t >= after
+        if e.event == event
+        and e.fields.get("deployment_id") == deployment_id
+        and e.t >= after
+        and e.seq > after_seq
     ]
 
 
 def wait_event(
-    rig: RigDriver, deployment_id: str, event: str, timeout: float, after: float = 0.0
+    rig: RigDriver,
+    deployment_id: str,
+    event: str,
+    timeout: float,
+    after: float = 0.0,
+    after_seq: int = 0,
 ) -> AuditEvent:
     found: list[AuditEvent] = []
 
     def seen() -> bool:
-        found[:] = events_for(rig, deployment_id, event, after)
+        found[:] = events_for(rig, deployment_id, event, after, after_seq)
         return bool(found)
 
     wait_for(f"{event} of {deployment_id} in the audit log", seen, timeout)
     return found[0]
+
+
+def last_seq(rig: RigDriver) -> int:
+    """The audit log's last entry number (0 when empty): a marker for ``after_seq``."""
+    return max((e.seq for e in rig.audit()), default=0)
 
 
 def sealed_ids(rig: RigDriver) -> set[str]:
