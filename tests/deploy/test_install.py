@@ -17,9 +17,9 @@ import stat
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
+from support.ci_required import in_ci, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 SNAPSHOT_PARTS = ("agent", "configs", "deploy", "systemd", "pyproject.toml", "README.md")
@@ -27,16 +27,6 @@ IS_ROOT = os.geteuid() == 0
 SERVICE_USER = "lfr-agent"
 
 Snapshot = dict[str, tuple[int, int, int, int, str]]
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def unavailable(reason: str) -> NoReturn:
-    if in_ci():
-        pytest.fail(f"{reason}: required when CI is set")
-    pytest.skip(reason)
 
 
 def require_root(why: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from support.hostile_json import HOSTILE_BODIES, signed_raw
 
 from agent.errors import LfrError
 from agent.hub.device_enrolment import Approval, approve, list_devices, open_request
@@ -123,24 +124,11 @@ def test_missing_ca_is_named(hub: tuple[Path, Path], tmp_path: Path) -> None:
         _approve(hub, _request(tmp_path), pki_dir=tmp_path / "nowhere")
 
 
-@pytest.mark.parametrize(
-    "body", [b"[" * 200_000, b'{"a":' + b"9" * 5000 + b"}", b'{"a":1,"a":2}', b"NaN"]
-)
+@pytest.mark.parametrize("body", HOSTILE_BODIES)
 def test_hostile_request_body_is_a_one_line_refusal(body: bytes) -> None:
     from agent.provisioning.enrolment_request import REQUEST_TYPE
 
-    envelope = _signed_raw(REQUEST_TYPE, body)
+    envelope = signed_raw(REQUEST_TYPE, body)
     with pytest.raises(LfrError, match="request: ") as exc:
         open_request(envelope)
     assert "\n" not in str(exc.value)
-
-
-def _signed_raw(payload_type: str, body: bytes) -> bytes:
-    """An envelope correctly signed over a body that is not usable JSON."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from agent.trust.signed_document import b64e, canonical_json, key_id, pae
-
-    k = Ed25519PrivateKey.generate()
-    sig = {"keyid": key_id(k.public_key()), "sig": b64e(k.sign(pae(payload_type, body)))}
-    return canonical_json({"payloadType": payload_type, "payload": b64e(body), "signatures": [sig]})

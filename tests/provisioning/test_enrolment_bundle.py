@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from enrolment_world import Site, make_site
+from support.hostile_json import HOSTILE_BODIES, signed_raw
 
 from agent.errors import LfrError
 from agent.hub.operator_keys import HubKeyStore
@@ -83,24 +84,11 @@ def test_fingerprint_reads_in_groups() -> None:
     assert format_fingerprint("ab12cd34ef567890") == "ab12 cd34 ef56 7890"
 
 
-@pytest.mark.parametrize(
-    "body", [b"[" * 200_000, b'{"a":' + b"9" * 5000 + b"}", b'{"a":1,"a":2}', b"Infinity"]
-)
+@pytest.mark.parametrize("body", HOSTILE_BODIES)
 def test_hostile_bundle_body_is_a_one_line_refusal(body: bytes) -> None:
     from agent.provisioning.enrolment_bundle import BUNDLE_TYPE, BundleCandidate
 
-    envelope = _signed_raw(BUNDLE_TYPE, body)
+    envelope = signed_raw(BUNDLE_TYPE, body)
     with pytest.raises(LfrError, match="bundle: ") as exc:
         BundleCandidate(envelope)
     assert "\n" not in str(exc.value)
-
-
-def _signed_raw(payload_type: str, body: bytes) -> bytes:
-    """An envelope correctly signed over a body that is not usable JSON."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from agent.trust.signed_document import b64e, canonical_json, key_id, pae
-
-    k = Ed25519PrivateKey.generate()
-    sig = {"keyid": key_id(k.public_key()), "sig": b64e(k.sign(pae(payload_type, body)))}
-    return canonical_json({"payloadType": payload_type, "payload": b64e(body), "signatures": [sig]})

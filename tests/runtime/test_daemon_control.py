@@ -8,6 +8,7 @@ models, the replay camera on a generated street scene, the audit log on disk.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from runtime.daemon_world import DEPLOYMENT, audit_entries, wait_for, watchlist_
 
 from agent.config import load_config
 from agent.hub.activation_issuer import ActivationIssuer
+from agent.matching.watchlist_bundle import SealedBundle
 from agent.runtime.capture_gate import GateState
 from agent.runtime.daemon import AgentDaemon
 from agent.runtime.deployment_report import ReportArchive
@@ -28,6 +30,23 @@ def _watchlist_files(site: VirtualSite, watchlist_hash: str) -> list[Path]:
     return list((site.state_dir / "watchlists").glob(f"{watchlist_hash}*"))
 
 
+@pytest.fixture
+def bundle(site: VirtualSite, shared_data: Path, models_dir: Path) -> SealedBundle:
+    return watchlist_for(site, shared_data, models_dir)
+
+
+@pytest.fixture
+def daemon(site: VirtualSite, scene: Path, bundle: SealedBundle) -> Iterator[AgentDaemon]:
+    """A started daemon holding the deployment's watchlist; shut down after the test."""
+    d = AgentDaemon(load_config(site.write_device_config(scene, fps=15, loop=True)))
+    d.start()
+    try:
+        d.watchlists.import_bundle(bundle.data)
+        yield d
+    finally:
+        d.shutdown()
+
+
 def _activate(daemon: AgentDaemon, site: VirtualSite, watchlist_hash: str) -> None:
     result = daemon.handle_control_document(
         site.issuer().activation(
@@ -38,27 +57,20 @@ def _activate(daemon: AgentDaemon, site: VirtualSite, watchlist_hash: str) -> No
 
 
 def test_a_stop_after_the_camera_failed_still_wipes_the_watchlist(
-    site: VirtualSite, scene: Path, shared_data: Path, models_dir: Path
+    site: VirtualSite, daemon: AgentDaemon, bundle: SealedBundle
 ) -> None:
-    bundle = watchlist_for(site, shared_data, models_dir)
-    daemon = AgentDaemon(load_config(site.write_device_config(scene, fps=15, loop=True)))
-    daemon.start()
-    try:
-        daemon.watchlists.import_bundle(bundle.data)
-        _activate(daemon, site, bundle.watchlist_hash)
-        # The camera fails: the deployment is over for now, its watchlist kept sealed
-        # for a re-activation.
-        daemon.gate.stop("source-died")
-        wait_for("deployment ended", lambda: daemon._deployment is None, 30)
-        assert _watchlist_files(site, bundle.watchlist_hash)
-        result = daemon.handle_control_document(
-            site.issuer().stop(site.device_id, DEPLOYMENT, "officers left")
-        )
-        assert result.startswith(f"stopped {DEPLOYMENT} (not live; 1 watchlist")
-        assert not _watchlist_files(site, bundle.watchlist_hash)
-        assert daemon.gate.state is GateState.IDLE
-    finally:
-        daemon.shutdown()
+    _activate(daemon, site, bundle.watchlist_hash)
+    # The camera fails: the deployment is over for now, its watchlist kept sealed for a
+    # re-activation.
+    daemon.gate.stop("source-died")
+    wait_for("deployment ended", lambda: daemon._deployment is None, 30)
+    assert _watchlist_files(site, bundle.watchlist_hash)
+    result = daemon.handle_control_document(
+        site.issuer().stop(site.device_id, DEPLOYMENT, "officers left")
+    )
+    assert result.startswith(f"stopped {DEPLOYMENT} (not live; 1 watchlist")
+    assert not _watchlist_files(site, bundle.watchlist_hash)
+    assert daemon.gate.state is GateState.IDLE
     stops = audit_entries(site, "control.stop")
     assert [s["names_live"] for s in stops] == [False]
     wiped = [e["reason"] for e in audit_entries(site, "watchlist.wiped")]
@@ -66,48 +78,34 @@ def test_a_stop_after_the_camera_failed_still_wipes_the_watchlist(
 
 
 def test_a_stop_for_another_deployment_leaves_the_live_one_running(
-    site: VirtualSite, scene: Path, shared_data: Path, models_dir: Path
+    site: VirtualSite, daemon: AgentDaemon, bundle: SealedBundle
 ) -> None:
-    bundle = watchlist_for(site, shared_data, models_dir)
-    daemon = AgentDaemon(load_config(site.write_device_config(scene, fps=15, loop=True)))
-    daemon.start()
-    try:
-        daemon.watchlists.import_bundle(bundle.data)
-        _activate(daemon, site, bundle.watchlist_hash)
-        result = daemon.handle_control_document(
-            site.issuer().stop(site.device_id, "dep-other-002", "wrong site")
-        )
-        assert result.startswith("stopped dep-other-002 (not live; 0 watchlist")
-        assert daemon.gate.state is GateState.ACTIVE
-        assert _watchlist_files(site, bundle.watchlist_hash)
-    finally:
-        daemon.shutdown()
+    _activate(daemon, site, bundle.watchlist_hash)
+    result = daemon.handle_control_document(
+        site.issuer().stop(site.device_id, "dep-other-002", "wrong site")
+    )
+    assert result.startswith("stopped dep-other-002 (not live; 0 watchlist")
+    assert daemon.gate.state is GateState.ACTIVE
+    assert _watchlist_files(site, bundle.watchlist_hash)
 
 
 def test_revoking_the_live_signer_closes_the_camera_and_ends_the_deployment(
-    site: VirtualSite, scene: Path, shared_data: Path, models_dir: Path
+    site: VirtualSite, daemon: AgentDaemon, bundle: SealedBundle
 ) -> None:
     root = site.hub.load_root_key()
     site.hub.add_operator("alice", "supervisor", 30, root)
     site.hub.add_operator("bob", "supervisor", 30, root)
-    bundle = watchlist_for(site, shared_data, models_dir)
-    daemon = AgentDaemon(load_config(site.write_device_config(scene, fps=15, loop=True)))
-    daemon.start()
-    try:
-        daemon.watchlists.import_bundle(bundle.data)
-        by_alice = ActivationIssuer(site.hub, "alice").activation(
-            site.device_id, DEPLOYMENT, 3600, 600, bundle.watchlist_hash, 0.5, "PS 0001"
-        )
-        assert daemon.handle_control_document(by_alice) == f"activated {DEPLOYMENT}"
-        # Alice's key is lost; the hub revokes it, and bob's next renewal carries the list.
-        site.hub.revoke_operator("alice", root)
-        renewal = ActivationIssuer(site.hub, "bob").renewal(site.device_id, DEPLOYMENT, 600)
-        assert daemon.handle_control_document(renewal).startswith("rejected: revocation")
-        assert daemon.gate.state is GateState.IDLE
-        assert daemon._deployment is None
-        assert not _watchlist_files(site, bundle.watchlist_hash)
-    finally:
-        daemon.shutdown()
+    by_alice = ActivationIssuer(site.hub, "alice").activation(
+        site.device_id, DEPLOYMENT, 3600, 600, bundle.watchlist_hash, 0.5, "PS 0001"
+    )
+    assert daemon.handle_control_document(by_alice) == f"activated {DEPLOYMENT}"
+    # Alice's key is lost; the hub revokes it, and bob's next renewal carries the list.
+    site.hub.revoke_operator("alice", root)
+    renewal = ActivationIssuer(site.hub, "bob").renewal(site.device_id, DEPLOYMENT, 600)
+    assert daemon.handle_control_document(renewal).startswith("rejected: revocation")
+    assert daemon.gate.state is GateState.IDLE
+    assert daemon._deployment is None
+    assert not _watchlist_files(site, bundle.watchlist_hash)
     assert [e["signer"] for e in audit_entries(site, "control.signer_revoked")] == ["alice"]
     ended = [e["reason"] for e in audit_entries(site, "deployment.ended")]
     assert ended == ["signer-revoked"]
@@ -120,33 +118,28 @@ def test_revoking_the_live_signer_closes_the_camera_and_ends_the_deployment(
 
 
 def test_an_early_activation_arms_the_gate_and_opens_at_not_before(
-    site: VirtualSite, scene: Path, shared_data: Path, models_dir: Path
+    site: VirtualSite, daemon: AgentDaemon, bundle: SealedBundle
 ) -> None:
     import time
 
-    bundle = watchlist_for(site, shared_data, models_dir)
-    daemon = AgentDaemon(load_config(site.write_device_config(scene, fps=15, loop=True)))
-    daemon.start()
-    try:
-        daemon.watchlists.import_bundle(bundle.data)
-        starts = int(time.time()) + 3  # inside the clock tolerance: accepted, not yet open
-        early = site.issuer().activation(
-            site.device_id,
-            DEPLOYMENT,
-            3600,
-            600,
-            bundle.watchlist_hash,
-            0.5,
-            "PS 0001",
-            not_before=starts,
-        )
-        assert daemon.handle_control_document(early) == f"armed {DEPLOYMENT}"
-        assert daemon.gate.state is GateState.ARMED and daemon.gate.status().frames_delivered == 0
-        wait_for("camera open", lambda: daemon.gate.state is GateState.ACTIVE, 30)
-        assert time.time() >= starts
-        wait_for("frames", lambda: daemon.gate.status().frames_delivered > 0, 30)
-    finally:
-        daemon.shutdown()
+    starts = int(time.time()) + 3  # inside the clock tolerance: accepted, not yet open
+    early = site.issuer().activation(
+        site.device_id,
+        DEPLOYMENT,
+        3600,
+        600,
+        bundle.watchlist_hash,
+        0.5,
+        "PS 0001",
+        not_before=starts,
+    )
+    assert daemon.handle_control_document(early) == f"armed {DEPLOYMENT}"
+    assert daemon.gate.state is GateState.ARMED and daemon.gate.status().frames_delivered == 0
+    wait_for("camera open", lambda: daemon.gate.state is GateState.ACTIVE, 30)
+    assert time.time() >= starts
+    wait_for("frames", lambda: daemon.gate.status().frames_delivered > 0, 30)
+    stop = site.issuer().stop(site.device_id, DEPLOYMENT, "done")
+    assert daemon.handle_control_document(stop) == f"stopped {DEPLOYMENT}"
     kinds = [e for e in ("gate.armed", "gate.opened") if audit_entries(site, e)]
     assert kinds == ["gate.armed", "gate.opened"]
     (report,) = audit_entries(site, "deployment.ended")

@@ -17,9 +17,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
+from support.ci_required import unavailable
 
 from agent.config import PathsSection
 from agent.runtime.update_lock import lock_path
@@ -29,16 +29,6 @@ UNIT = REPO / "systemd" / "lfr-agent.service"
 SYSUSERS = REPO / "systemd" / "lfr-agent.sysusers.conf"
 TMPFILES = REPO / "systemd" / "lfr-agent.tmpfiles.conf"
 MAX_EXPOSURE = 1.2
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def unavailable(reason: str) -> NoReturn:
-    if in_ci():
-        pytest.fail(f"{reason}: required when CI is set")
-    pytest.skip(reason)
 
 
 def require_tools(*tools: str) -> None:
