@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LFR_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -108,6 +108,13 @@ def report_count(db: Path, deployment_id: str) -> int:
             return int(con.execute(query, (deployment_id,)).fetchone()[0])
         except sqlite3.OperationalError:
             return 0
+
+
+def report_bodies(hub: Path, deployment_id: str) -> list[dict[str, Any]]:
+    """The deployment's reports as the hub stored them."""
+    with sqlite3.connect(hub / "alerts.db") as con:
+        query = "SELECT body FROM deployment_reports WHERE deployment_id = ? ORDER BY rowid"
+        return [json.loads(r[0]) for r in con.execute(query, (deployment_id,))]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -359,7 +366,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         for entry in wiped:
             print(f"  audit: watchlist.wiped {json.dumps(entry.get('fields', entry))}")
-        run([lfr_agent, "audit", "verify", "--config", device / "agent.toml"])
+        # The report the hub holds anchors the device's audit log as it stood then.
+        anchors = [f"{b['audit_seq']}:{b['audit_sha256']}" for b in report_bodies(hub, DEPLOYMENT)]
+        anchor_args = [arg for a in anchors for arg in ("--anchor", a)]
+        run([lfr_agent, "audit", "verify", *anchor_args, "--config", device / "agent.toml"])
 
         say("11. Adjudication material: every alert, its crop saved as an image")
         # Names stay at the hub: the map from entry references to subjects never leaves it.
