@@ -251,9 +251,14 @@ class WatchlistStore:
             "stored": {h: s.to_json() for h, s in self._stored.items()},
             "high_water": self._high_water,
         }
-        write_atomic(
-            self.dir / INDEX_FILE, json.dumps(raw, indent=1, sort_keys=True).encode(), 0o600
-        )
+        try:
+            write_atomic(
+                self.dir / INDEX_FILE, json.dumps(raw, indent=1, sort_keys=True).encode(), 0o600
+            )
+        except OSError as exc:
+            raise WatchlistStoreError(
+                f"watchlist: cannot write {self.dir / INDEX_FILE} ({exc.strerror})"
+            ) from exc
 
     # -- queries ------------------------------------------------------------------------
     def stored(self) -> list[StoredWatchlist]:
@@ -414,7 +419,12 @@ class WatchlistStore:
                 opened.wipe()  # the gallery holds its own copy; the decrypted buffer goes now
             self._release_locked("rebound")
             self._bound = (watchlist_hash, gallery)
-            self._note_window(watchlist_hash, window_ends_at)
+            try:
+                self._note_window(watchlist_hash, window_ends_at)
+            except WatchlistStoreError:
+                # Without its window end on record it could outlive its deployment.
+                self._release_locked("index-unwritable")
+                raise
             self._audit(
                 "watchlist.bound",
                 watchlist_hash=watchlist_hash,
@@ -498,10 +508,13 @@ class WatchlistStore:
                     self._release_locked("wiped")
                 elif meta.expires_at <= now:
                     self._release_locked("expired")
+            # The bound one is left to its deployment's end (expiry, a final reason):
+            # wiping it here first would close the camera as watchlist-missing.
+            bound = self._bound[0] if self._bound else None
             window_over = [
                 h
                 for h, s in self._stored.items()
-                if s.window_ends_at is not None and now >= s.window_ends_at
+                if s.window_ends_at is not None and now >= s.window_ends_at and h != bound
             ]
             for h in window_over:
                 self._wipe_one(h, "window-ended")

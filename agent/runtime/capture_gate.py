@@ -180,10 +180,16 @@ class CaptureGate:
             session.opened = True
             self._opened_mono = self._clock.mono()
             self._safe_audit("gate.opened", deployment_id=act.deployment_id, sequence=act.sequence)
-            self._on_opened()
-            if not session.ended.is_set():
-                self._start_thread(session, self._capture_loop, "capture")
-            return not session.ended.is_set()
+            if session.ended.is_set():
+                return False  # closed because the opening could not be audited
+            try:
+                self._on_opened()
+            except Exception:
+                log.exception("capture gate: on_opened failed; camera closed")
+                self._close(session, "internal-error")
+                return False
+            self._start_thread(session, self._capture_loop, "capture")
+            return True
 
     @staticmethod
     def _start_thread(session: _Session, target: Callable[[_Session], None], name: str) -> None:

@@ -14,8 +14,9 @@ Threads and what flows between them::
 Back-pressure costs frames, never alerts: only frames wait in a bounded queue, and an
 alert is written to disk before anything else happens to it. When the outbox cannot take
 an alert (full, or its disk failing) the camera closes (``outbox-full`` /
-``outbox-error``) and the alerts already made are held, sealed, in memory and retried
-every control tick until the outbox takes them: capture stops, alerts are not dropped.
+``outbox-error``) and the alerts already made are held in memory (sealed, unless not even
+a sequence number could be recorded) and retried every control tick until the outbox
+takes them: capture stops, alerts are not dropped.
 Non-match data never leaves the vision thread's locals (see agent/vision/face_pipeline.py).
 
 The watchdog is fed by real progress: ``control`` every control tick, ``capture`` per
@@ -335,6 +336,11 @@ class AgentDaemon:
                         log.info(
                             "watchlist wiped at its time limit", extra={"watchlist_id": h[:16]}
                         )
+                    # A revocation list a technician installed counts at once.
+                    self.verifier.trust.refresh_revocations()
+                    live = self.gate.live
+                    if live is not None and self.verifier.signer_revoked(live):
+                        self._revoke_live(live)
                 if now >= next_purge:
                     next_purge = now + PURGE_TICK_S
                     self.reports.purge()
@@ -376,32 +382,41 @@ class AgentDaemon:
                 self.gate.renew(verified.live)
             return f"renewed {doc.deployment_id}"
         assert isinstance(doc, Stop)
-        self.audit.append(
-            "control.stop",
-            deployment_id=doc.deployment_id,
-            signer=verified.signer.subject,
-            reason=doc.reason[:200],
-            names_live=verified.names_live,
-        )
+        # The stop is applied even if its audit entry cannot be written (the sequence
+        # is spent: a resend would be refused as a replay).
+        try:
+            self.audit.append(
+                "control.stop",
+                deployment_id=doc.deployment_id,
+                signer=verified.signer.subject,
+                reason=doc.reason[:200],
+                names_live=verified.names_live,
+            )
+        finally:
+            if verified.names_live:
+                self.gate.stop("stopped")
+                self._end_deployment("stopped")
+            else:
+                # Nothing of it is live (its lease lapsed, the camera failed, the agent
+                # restarted, or another deployment is live): the stop still ends it, so
+                # its watchlist goes.
+                wiped = self.watchlists.end_deployment(doc.deployment_id, "stopped")
         if verified.names_live:
-            self.gate.stop("stopped")
-            self._end_deployment("stopped")
             return f"stopped {doc.deployment_id}"
-        # Nothing of it is live (its lease lapsed, the camera failed, the agent restarted,
-        # or another deployment is live): the stop still ends it, so its watchlist goes.
-        wiped = self.watchlists.end_deployment(doc.deployment_id, "stopped")
         return f"stopped {doc.deployment_id} (not live; {len(wiped)} watchlist(s) wiped)"
 
     def _revoke_live(self, live: LiveActivation) -> None:
-        self.audit.append(
-            "control.signer_revoked", deployment_id=live.deployment_id, signer=live.signer
-        )
         log.warning(
             "the signer of the live activation has been revoked; closing the camera",
             extra={"deployment_id": live.deployment_id, "reason": "signer-revoked"},
         )
-        self.gate.stop("signer-revoked")
-        self._end_deployment("signer-revoked")
+        try:
+            self.audit.append(
+                "control.signer_revoked", deployment_id=live.deployment_id, signer=live.signer
+            )
+        finally:
+            self.gate.stop("signer-revoked")
+            self._end_deployment("signer-revoked")
 
     def _handle_watchlist(self, payload: bytes) -> None:
         result = self.watchlists.handle_watchlist_message(payload)
@@ -689,7 +704,13 @@ class AgentDaemon:
                 self.gate.stop(reason)
                 return
             self._unsaved.popleft()
-            self._audit_sealed(item)
+            try:
+                self._audit_sealed(item)
+            except LfrError as exc:
+                # The alert is on disk and will be published; capture that cannot be
+                # audited stops.
+                log.error("alert stored but not audited (%s); closing the camera", exc)
+                self.gate.stop("internal-error")
         if self._store_problem is not None:
             self._store_problem = None
             log.info("held alerts stored; the outbox takes alerts again")
@@ -712,11 +733,14 @@ class AgentDaemon:
                 deployment = (
                     item.deployment_id if isinstance(item, AlertContent) else item.header.deployment
                 )
-                self.audit.append(
-                    "alert.lost",
-                    deployment_id=deployment,
-                    reason=f"outbox never took it before shutdown: {self._store_problem}"[:200],
-                )
+                try:
+                    self.audit.append(
+                        "alert.lost",
+                        deployment_id=deployment,
+                        reason=f"outbox never took it before shutdown: {self._store_problem}"[:200],
+                    )
+                except LfrError as exc:
+                    log.error("alert.lost could not be audited: %s", exc)
                 log.error(
                     "alert lost at shutdown: the outbox never took it",
                     extra={"deployment_id": deployment},

@@ -265,11 +265,19 @@ class AlertOutbox:
 
     # ---- entries ----------------------------------------------------------------
     def add(self, alert_id: str, seq: int, envelope: bytes, ack_secret: bytes) -> OutboxEntry:
-        """Store a sealed alert and its ack secret durably. OutboxFullError at the size cap."""
+        """Store a sealed alert and its ack secret durably. OutboxFullError at the size cap.
+
+        Storing an alert that is already stored returns its entry: a caller retrying
+        after an error that came once the entry was durable must not see a refusal."""
         data = encode_entry(alert_id, seq, envelope, self._clock(), ack_secret)
         with self._lock:
-            if alert_id in self._entries:
-                raise OutboxError(f"outbox: alert {alert_id} is already stored")
+            existing = self._entries.get(alert_id)
+            if existing is not None:
+                if existing.seq != seq:
+                    raise OutboxError(
+                        f"outbox: alert {alert_id} is already stored under sequence {existing.seq}"
+                    )
+                return existing
             if self._bytes + len(data) > self.max_bytes:
                 msg = (
                     f"outbox: full ({self._bytes} of {self.max_bytes} bytes); "
@@ -297,7 +305,12 @@ class AlertOutbox:
             created = decode_entry(data).created
             entry = OutboxEntry(alert_id, seq, created, len(data), path, ack_secret)
             self._add_index(entry)
-            self._check_alarm()
+            try:
+                self._check_alarm()
+            except LfrError as exc:
+                # The alert is on disk; an alarm that cannot be audited must not make
+                # the caller think it was refused.
+                log.error("outbox: alarm could not be recorded: %s", exc)
             return entry
 
     def pending(self) -> list[OutboxEntry]:

@@ -257,6 +257,8 @@ class ActivationVerifier:
         commit: bool = True,
     ) -> Verified:
         """Run every step in order; raise the first failure; persist only on success."""
+        # A list a technician installed since the last document counts from now on.
+        self.trust.refresh_revocations()
         steps: list[str] = []
         now, mono = self.clock.wall(), self.clock.mono()
         tol = self.tolerance_s

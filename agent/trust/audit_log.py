@@ -8,7 +8,7 @@ One canonical-JSON object per line::
 ``prev`` of the first entry is 64 zeros; the hash is over the previous line's
 bytes without its newline. Each line is written with one ``write`` and
 fsynced. Right after every security-relevant entry (events starting with
-``gate.``, ``control.``, ``watchlist.``, ``deployment.``, ``alert.`` or
+``gate.``, ``control.``, ``watchlist.``, ``deployment.``, ``alert.``, ``outbox.``, ``camera.`` or
 ``agent.``, and ``audit.recovered``), every ``checkpoint_every`` entries, and on
 close, a checkpoint entry
 (event ``audit.checkpoint``) is added whose ``sig`` is the device key's
@@ -67,7 +67,16 @@ CHECKPOINT_EVENT = "audit.checkpoint"
 RECOVERED_EVENT = "audit.recovered"
 # Entries of these kinds are followed at once by a signed checkpoint, so the
 # unsigned tail (which anyone with the file could rewrite) never holds one.
-SECURITY_EVENT_PREFIXES = ("gate.", "control.", "watchlist.", "deployment.", "alert.", "agent.")
+SECURITY_EVENT_PREFIXES = (
+    "gate.",
+    "control.",
+    "watchlist.",
+    "deployment.",
+    "alert.",
+    "agent.",
+    "outbox.",  # retention purges are deletion records (alerts kept at most 31 days)
+    "camera.",  # the camera opened outside a deployment (probe)
+)
 GENESIS_PREV = "0" * 64
 ENTRY_KEYS = {"seq", "time", "event", "fields", "prev"}
 EVENT_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
@@ -342,9 +351,11 @@ class AuditLog:
             os.fsync(self._fd)
         except OSError as exc:
             raise LfrError(f"audit: {self.path}: write failed ({exc.strerror})") from exc
-        self._end += written
         if written != len(data):
+            # Leave the fragment unread: the next catch-up terminates it and records
+            # audit.recovered, so the next entry is not joined onto it.
             raise LfrError(f"audit: {self.path}: short write ({written} of {len(data)} bytes)")
+        self._end += written
 
 
 def audit_log_path(cfg: AgentConfig) -> Path:

@@ -15,6 +15,7 @@ so a restart never forgets a revocation.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from agent.trust.key_certificates import (
     open_revocation_list,
 )
 from agent.trust.key_files import KeyFileError, load_public_key, write_atomic
+
+log = logging.getLogger(__name__)
 
 ROOT_PUBLIC_FILE = "hub-root-pub.pem"
 CERTIFICATES_DIR = "hub-certificates"
@@ -52,6 +55,7 @@ class HubTrustStore:
         self._certs: dict[str, KeyCertificate] = {c.key_id: c for c in certificates or []}
         self._revocations = revocations
         self._revocations_path = revocations_path
+        self._file_seen = self._file_stamp()
 
     @classmethod
     def load(cls, keys_dir: Path) -> HubTrustStore:
@@ -122,6 +126,26 @@ class HubTrustStore:
     def is_revoked(self, kid: str) -> bool:
         return self._revocations is not None and kid in self._revocations.revoked_key_ids
 
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self._revocations_path.stat() if self._revocations_path else None
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size) if st else None
+
+    def refresh_revocations(self) -> None:
+        """Adopt a newer list a technician installed in the keys folder while the agent
+        runs (``keys export`` output). A file that does not verify is ignored, loudly:
+        the list already held stays in force."""
+        stamp = self._file_stamp()
+        if stamp is None or stamp == self._file_seen or self._revocations_path is None:
+            return
+        self._file_seen = stamp
+        try:
+            self.offer_revocations(self._revocations_path.read_bytes(), persist=False)
+        except (CertificateError, OSError) as exc:
+            log.error("trust store: %s ignored: %s", self._revocations_path, exc)
+
     def offer_revocations(self, data: bytes, persist: bool = True) -> bool:
         """Verify a revocation list and adopt it if newer. Returns True when adopted.
 
@@ -134,4 +158,5 @@ class HubTrustStore:
         self._revocations = rl
         if persist and self._revocations_path is not None:
             write_atomic(self._revocations_path, rl.document, 0o644)
+            self._file_seen = self._file_stamp()
         return True

@@ -26,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+import agent
 from agent.errors import UsageError
 from agent.hub.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
 from agent.hub.alert_store import AlertRow, AlertStore
@@ -365,17 +366,25 @@ class VirtualRig:
     def _command(self) -> list[str]:
         """The agent's command line inside its namespaces.
 
-        The private /tmp would hide any rig folder under /tmp (pytest's, for one), so those
-        are first bound to a stash (a tmpfs on /mnt, inside the agent's own mount
-        namespace only) and bound back once /tmp is covered.
+        The private /tmp would hide any folder the agent needs that lies under /tmp (the
+        rig's work folder under pytest, the models, or the checkout and its virtualenv
+        when the project itself was cloned there), so those are first bound to a stash (a
+        tmpfs on /mnt, inside the agent's own mount namespace only) and bound back once
+        /tmp is covered.
         """
         cmd = [sys.executable, "-m", "agent.cli.agent_main", "run", "--config"]
         cmd.append(str(self.site.config_path))
-        hidden = [
-            f
-            for f in sorted({self.work_dir.resolve(), self.models_dir.resolve()})
-            if f.is_relative_to("/tmp")
-        ]
+        needed = {
+            self.work_dir.resolve(),
+            self.models_dir.resolve(),
+            Path(sys.prefix).resolve(),
+            Path(agent.__file__).resolve().parents[1],  # the package's checkout
+        }
+        under_tmp = [f for f in needed if f.is_relative_to("/tmp")]
+        # A folder inside another one comes back with it.
+        hidden = sorted(
+            f for f in under_tmp if not any(f != g and f.is_relative_to(g) for g in under_tmp)
+        )
         if not self._private_tmp_ok:
             prefix = self._pair.device_prefix() if self._pair else []
             return [*prefix, *cmd]

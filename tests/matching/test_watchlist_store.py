@@ -268,7 +268,20 @@ def test_a_later_activation_moves_the_window_end(env: Env) -> None:
     assert s.tick(T0 + 900) == [] and s.bound_hash == b.watchlist_hash
     s.release("lease-lapsed")
     s.bind(b.watchlist_hash, "dep-1", window_ends_at=T0 + 300)  # the latest word wins
+    s.release("lease-lapsed")
     assert s.tick(T0 + 300) == [b.watchlist_hash] and s.bound_hash is None
+
+
+def test_the_bound_watchlist_is_left_to_its_deployment_end(env: Env) -> None:
+    # At not_after the gate closes as `expired` and the deployment end wipes the
+    # watchlist; the tick must not wipe it first (the camera would close as
+    # `watchlist-missing`, a non-final reason).
+    s = env.store()
+    b = env.bundle(expires=T0 + 7 * 24 * 3600)
+    s.import_bundle(b.data)
+    s.bind(b.watchlist_hash, "dep-1", window_ends_at=T0 + 600)
+    assert s.tick(T0 + 600) == [] and s.bound_hash == b.watchlist_hash
+    assert s.end_deployment("dep-1", "expired") == [b.watchlist_hash]
 
 
 def test_orphan_file_from_a_crash_is_wiped_on_start(env: Env) -> None:

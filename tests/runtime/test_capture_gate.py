@@ -317,3 +317,18 @@ def test_new_activation_supersedes_the_live_one(tmp_path: Path) -> None:
     assert rig.gate.status().reason == "shutdown"
     events = rig.events()
     assert events.count("gate.opened") == 2 and events.count("gate.closed") == 2
+
+
+def test_a_failing_open_hook_closes_the_camera_again(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+
+    def broken() -> None:
+        raise RuntimeError("hook failed")
+
+    rig.gate = CaptureGate(
+        rig.source, rig.frames.append, rig.audit.append, clock=rig.clock, on_opened=broken
+    )
+    assert rig.gate.activate(rig.live()) is False
+    assert rig.gate.state is GateState.IDLE and rig.gate.status().reason == "internal-error"
+    rig.assert_closed_once()
+    assert rig.frames == []

@@ -307,3 +307,31 @@ def test_quarantined_entries_are_purged_at_the_retention_period(tmp_path: Path) 
     box.purge_expired()
     assert not list(qdir.iterdir())
     assert rec.names().count("outbox.quarantine_purge") == 2
+
+
+def test_an_alarm_that_cannot_be_audited_does_not_refuse_a_stored_alert(tmp_path: Path) -> None:
+    # The alert that crosses the alarm line is on disk before the alarm is audited; an
+    # audit failure there must not make the caller hold (and retry) a stored alert, and a
+    # retry of the same alert is simply the stored entry.
+    from agent.errors import LfrError
+
+    def failing_audit(event: str, fields: dict[str, object]) -> None:
+        if event == "outbox.alarm_on":
+            raise LfrError("audit: disk full")
+
+    box = AlertOutbox(
+        tmp_path,
+        max_bytes=3000,
+        alarm_fraction=0.5,
+        retention_s=31 * 86400,
+        audit=failing_audit,
+        clock=Clock(),
+    )
+    first = add(box, b"p" * 1000)
+    aid = new_alert_id()
+    seq = box.next_sequence()
+    entry = box.add(aid, seq, b"p" * 1000, secret_of(aid))  # crosses 50 %: alarm not audited
+    assert [e.alert_id for e in box.pending()] == [first, aid]
+    assert box.add(aid, seq, b"p" * 1000, secret_of(aid)) == entry
+    with pytest.raises(OutboxError, match="already stored under sequence"):
+        box.add(aid, seq + 1, b"p" * 1000, secret_of(aid))

@@ -382,6 +382,22 @@ def test_revoked_operator_is_rejected_and_the_list_persists(world: TrustWorld) -
         _verify(world, old_token)
 
 
+def test_a_list_installed_by_a_technician_counts_without_a_restart(world: TrustWorld) -> None:
+    from agent.trust.hub_trust_store import REVOCATIONS_FILE
+
+    verifier = world.verifier()  # the running agent, holding list version 1
+    token = world.activation()  # alice's, carrying list version 1
+    world.hub.revoke_operator("alice", world.hub.load_root_key(), now=NOW)
+    installed = world.keys_dir / REVOCATIONS_FILE
+    installed.write_text("not a revocation list")  # a bad copy is ignored, loudly
+    verifier.trust.refresh_revocations()
+    assert verifier.trust.revocation_version == 1
+    installed.write_bytes(world.hub.revocations().document)  # the technician's copy
+    with pytest.raises(av.SignerRevoked, match="alice"):
+        verifier.verify(token)
+    assert verifier.trust.revocation_version == 2
+
+
 def test_revocation_embedded_in_the_token_itself_applies(world: TrustWorld) -> None:
     key, _ = world.hub.operator("alice")
     token = world.activation()

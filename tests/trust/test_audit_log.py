@@ -426,3 +426,56 @@ def test_anchors_detect_a_log_cut_back_or_rewritten(tmp_path: Path) -> None:
     forged.close()
     with pytest.raises(AuditLogError, match="anchored elsewhere"):
         verify_audit_log(other.read_bytes(), PUB, anchor)
+
+
+def test_a_short_write_on_a_full_disk_is_recovered_by_the_next_entry(tmp_path: Path) -> None:
+    # The file cannot grow past a limit (as on a full disk): the kernel writes part of the
+    # line. The next entry must not be joined onto the fragment; the fragment is
+    # terminated and audit.recovered follows. A child process takes the real limit.
+    import subprocess
+    import sys
+
+    from cryptography.hazmat.primitives import serialization
+
+    path = tmp_path / "a.jsonl"
+    key_file = tmp_path / "key.pem"
+    key_file.write_bytes(
+        KEY.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    script = """
+import resource, signal, sys
+from pathlib import Path
+from cryptography.hazmat.primitives import serialization
+from agent.errors import LfrError
+from agent.trust.audit_log import AuditLog
+key = serialization.load_pem_private_key(Path(sys.argv[2]).read_bytes(), None)
+log = AuditLog.open(Path(sys.argv[1]), key, 50)
+log.append("test.event", index=0)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (Path(sys.argv[1]).stat().st_size + 40, hard))
+try:
+    log.append("test.event", index=1, note="x" * 100)
+    sys.exit("no short write")
+except LfrError as exc:
+    print(exc)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+log.append("test.event", index=2)
+log.close()
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(path), str(key_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "short write" in proc.stdout
+    report = verify_audit_log(path.read_bytes(), PUB)
+    assert report.recovered_lines == [2]
+    events = [json.loads(line)["event"] for line in _lines(path.read_bytes())[2:]]
+    assert events[:2] == ["audit.recovered", "audit.checkpoint"]
