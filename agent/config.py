@@ -478,7 +478,7 @@ def _build_section(name: str, cls: type[Any], raw: Any, problems: list[str]) -> 
 
 def picamera2_device_problem(cam: CameraSection) -> str | None:
     """picamera2 numbers its cameras; anything else would silently select the wrong one."""
-    if cam.source != "picamera2" or not cam.device or cam.device.isdigit():
+    if cam.source != "picamera2" or not cam.device or re.fullmatch(r"[0-9]+", cam.device):
         return None
     return (
         f"camera.device: picamera2 takes a camera number (0, 1, …; empty for 0), got {cam.device!r}"

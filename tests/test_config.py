@@ -80,6 +80,11 @@ def test_defaults_apply_when_sections_are_missing() -> None:
             "got '/dev/video0'",
         ),
         (
+            # str.isdigit() accepts a superscript two, which int() then refuses.
+            minimal(camera={"source": "picamera2", "device": "²"}),
+            "camera.device: picamera2 takes a camera number (0, 1, …; empty for 0), got '²'",
+        ),
+        (
             minimal(detector={"input_long_side": 650}),
             "detector.input_long_side: must be a multiple of 32, got 650",
         ),

@@ -8,7 +8,8 @@ track is k *other* photos of a watchlist identity, a non-mated track k photos
 of a non-mated identity (identities with too few photos with a face are left
 out of that role). Each track is fused with the product's ``ShotAccumulator``
 by every method, shot by shot against the gallery's top-k, exactly as
-``FacePipeline`` does, and its final top-1 (entry, score) is kept. "one shot"
+``FacePipeline`` does. The matcher is asked after every shot, so a track is scored
+by the best top-1 (entry, score) over its shots, not by its last one. "one shot"
 is the first shot of the same tracks alone.
 
 Per method: TPIR at fixed FPIR (averaged over splits, as the photo-level
@@ -80,17 +81,23 @@ def _fuse(
     gallery: Gallery,
     top_k: int,
 ) -> tuple[str, float]:
-    """The track's top-1 (entry, score) after its last shot, as the live pipeline fuses."""
+    """The track's best top-1 (entry, score) over its shots so far.
+
+    The live pipeline asks the matcher after every shot, so a track alerts as soon as
+    any shot's fused top-1 reaches the threshold, not only after its last shot.
+    """
     acc = ShotAccumulator("best_of" if method == ONE_SHOT else method)
     rows = track.rows[:1] if method == ONE_SHOT else track.rows
-    ranked: list[tuple[int, float]] = []
+    best: tuple[int, float] | None = None
     for r in rows:
         probe = acc.add(embeddings[r], float(ranks[r]))
         scores, idx = gallery.search(probe[None, :], top_k)
-        ranked = acc.fuse_scores(scores[0], idx[0])
+        top = acc.fuse_scores(scores[0], idx[0])[0]
+        if best is None or top[1] > best[1]:
+            best = top
     acc.clear()
-    best, score = ranked[0]
-    return gallery.refs[best], score
+    assert best is not None
+    return gallery.refs[best[0]], best[1]
 
 
 def d_prime(mated: Sequence[float], nonmated: Sequence[float]) -> float:

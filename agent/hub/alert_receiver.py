@@ -106,7 +106,7 @@ class AlertReceiver:
             return self._reject(
                 topic, f"alert: sealed {age / 86400:.1f} days ago, beyond retention", device_id
             )
-        result = self.store.store_alert(alert)
+        result = self.store.store_alert(alert, key=key)
         if result is StoreResult.CONFLICT:
             return self._reject(
                 topic,

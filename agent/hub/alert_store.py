@@ -3,8 +3,12 @@ and the registry of enrolled device signing keys.
 
 Every alert id is stored exactly once: ``alerts.alert_id`` is the primary key, so several
 receiver workers sharing the load (and redeliveries after a crash) cannot create a second
-row. ``(device_id, seq)`` is unique too: a different envelope re-using a device's sequence
-number is refused.
+row. ``(device_id, key_id, seq)`` is unique too: a different envelope re-using a device's
+sequence number under the same signing key is refused. ``key_id`` is the SHA-256 of the
+device signing key that verified the alert: a re-flashed camera, re-approved with
+``device approve --replace``, has a new key and starts its sequence again, so its new
+alerts must not clash with the old key's alerts or tombstones. (Databases made before
+this get the device's enrolled key at the time of the upgrade for their rows.)
 
 ``alerts.ack_secret`` keeps the secret sealed inside each alert, which the hub's
 acknowledgement must carry for the device to delete its copy (NULL for alerts from
@@ -21,6 +25,7 @@ one that found nothing, is a row of ``purge_log``: the hub's record that retenti
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -37,6 +42,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent.errors import LfrError, UsageError
 from agent.trust.alert_envelope import OpenedAlert
+from agent.trust.signed_document import key_id as public_key_id
+
+log = logging.getLogger(__name__)
+_CHECKPOINT_ATTEMPTS = 3
+_CHECKPOINT_WAIT_MS = 500
+_CHECKPOINT_PAUSE_S = 0.2
 
 OUTCOMES = ("true-alert", "false-alert", "confirmed-true", "confirmed-false")
 AuditFn = Callable[[str, dict[str, object]], None]
@@ -64,7 +75,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     quality_json    TEXT NOT NULL,
     envelope_sha256 TEXT NOT NULL,
     ack_secret      BLOB,
-    UNIQUE (device_id, seq)
+    key_id          TEXT NOT NULL DEFAULT '',
+    UNIQUE (device_id, key_id, seq)
 );
 CREATE INDEX IF NOT EXISTS alerts_received ON alerts (received_at);
 CREATE TABLE IF NOT EXISTS crops (
@@ -88,7 +100,8 @@ CREATE TABLE IF NOT EXISTS purged_alerts (
     envelope_sha256 TEXT NOT NULL,
     ack_secret      BLOB,
     purge_id        INTEGER NOT NULL REFERENCES purge_log (id),
-    UNIQUE (device_id, seq)
+    key_id          TEXT NOT NULL DEFAULT '',
+    UNIQUE (device_id, key_id, seq)
 );
 CREATE TABLE IF NOT EXISTS adjudications (
     id        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -99,6 +112,13 @@ CREATE TABLE IF NOT EXISTS adjudications (
 );
 """
 
+# The columns ``_row`` reads, in its order.
+_ALERT_COLUMNS = (
+    "alert_id, device_id, deployment_id, seq, sealed_at, received_at, watchlist_entry, "
+    "score, threshold, model_id, track_id, first_seen, decided_at, quality_json"
+)
+_A_COLUMNS = ", ".join(f"a.{c.strip()}" for c in _ALERT_COLUMNS.split(","))
+
 
 class AlertStoreError(LfrError):
     """The alert database cannot be opened or does not hold what was asked for."""
@@ -107,7 +127,7 @@ class AlertStoreError(LfrError):
 class StoreResult(Enum):
     STORED = "stored"
     DUPLICATE = "duplicate"  # same alert id, same envelope: a redelivery
-    CONFLICT = "conflict"  # same alert id or (device, seq) with different bytes: refused
+    CONFLICT = "conflict"  # same alert id, or (device, key, seq), with different bytes: refused
 
 
 @dataclass(frozen=True)
@@ -157,13 +177,17 @@ class AlertStore:
             )
             self._db.execute("PRAGMA busy_timeout=30000")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
             # Deleted crops are overwritten with zeros instead of lingering in free pages.
             self._db.execute("PRAGMA secure_delete=ON")
+            # Off while the schema is upgraded: rebuilding the alerts table drops the old
+            # one, which would otherwise cascade to every crop and adjudication.
+            self._db.execute("PRAGMA foreign_keys=OFF")
             self._init_schema()
+            self._db.execute("PRAGMA foreign_keys=ON")
         except (sqlite3.Error, OSError) as exc:
             raise AlertStoreError(f"alert store: {path}: cannot open ({exc})") from exc
         self._lock = threading.Lock()
+        self._checkpoint_pending = False
 
     def _init_schema(self) -> None:
         # Switching to WAL takes an exclusive lock that SQLite's busy handler does not
@@ -181,6 +205,7 @@ class AlertStore:
                 if "ack_secret" not in columns:
                     # A database made before acks carried a proof: same place as new.
                     self._db.execute("ALTER TABLE alerts ADD COLUMN ack_secret BLOB")
+                self._add_key_ids()
                 self._db.execute("COMMIT")
                 return
             except sqlite3.OperationalError as exc:
@@ -189,6 +214,35 @@ class AlertStore:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+    def _add_key_ids(self) -> None:
+        """Rebuild tables from before per-key sequences (SQLite cannot change a UNIQUE
+        constraint in place); their rows get the device's key enrolled now."""
+        kids = {}
+        for device, pem in self._db.execute("SELECT device_id, public_pem FROM device_keys"):
+            key = serialization.load_pem_public_key(str(pem).encode("ascii"))
+            if isinstance(key, Ed25519PublicKey):
+                kids[str(device)] = public_key_id(key)
+        for table in ("alerts", "purged_alerts"):
+            columns = [r[1] for r in self._db.execute(f"PRAGMA table_info({table})")]
+            if "key_id" in columns:
+                continue
+            create = next(
+                st for st in _SCHEMA.split(";") if f"CREATE TABLE IF NOT EXISTS {table} (" in st
+            )
+            self._db.execute(create.replace(f"IF NOT EXISTS {table} (", f"{table}_rekeyed ("))
+            cols = ", ".join(columns)
+            self._db.execute(f"INSERT INTO {table}_rekeyed ({cols}) SELECT {cols} FROM {table}")
+            self._db.executemany(
+                f"UPDATE {table}_rekeyed SET key_id = ? WHERE device_id = ?",
+                [(kid, device) for device, kid in kids.items()],
+            )
+            self._db.execute(f"DROP TABLE {table}")
+            self._db.execute(f"ALTER TABLE {table}_rekeyed RENAME TO {table}")
+        self._db.execute("CREATE INDEX IF NOT EXISTS alerts_received ON alerts (received_at)")
+        broken = self._db.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise sqlite3.IntegrityError(f"schema upgrade broke {len(broken)} references")
 
     def close(self) -> None:
         self._db.close()
@@ -228,11 +282,29 @@ class AlertStore:
         return key if isinstance(key, Ed25519PublicKey) else None
 
     # ---- alerts ---------------------------------------------------------------------
-    def store_alert(self, alert: OpenedAlert, received_at: float | None = None) -> StoreResult:
-        """Insert an opened alert exactly once; the commit is durable when this returns."""
+    def store_alert(
+        self,
+        alert: OpenedAlert,
+        received_at: float | None = None,
+        *,
+        key: Ed25519PublicKey | None = None,
+    ) -> StoreResult:
+        """Insert an opened alert exactly once; the commit is durable when this returns.
+
+        ``key`` is the device key that verified the alert (default: the one enrolled
+        now); sequence numbers clash only within one key.
+        """
         h, c = alert.header, alert.content
         try:
             with self._tx() as db:
+                if key is None:
+                    row = db.execute(
+                        "SELECT public_pem FROM device_keys WHERE device_id = ?", (h.device,)
+                    ).fetchone()
+                    if row is not None:
+                        loaded = serialization.load_pem_public_key(str(row[0]).encode("ascii"))
+                        key = loaded if isinstance(loaded, Ed25519PublicKey) else None
+                kid = "" if key is None else public_key_id(key)
                 existing = db.execute(
                     "SELECT envelope_sha256 FROM alerts WHERE alert_id = ? UNION ALL "
                     "SELECT envelope_sha256 FROM purged_alerts WHERE alert_id = ?",
@@ -242,11 +314,13 @@ class AlertStore:
                     same = existing[0] == alert.envelope_sha256
                     return StoreResult.DUPLICATE if same else StoreResult.CONFLICT
                 if db.execute(
-                    "SELECT 1 FROM purged_alerts WHERE device_id = ? AND seq = ?", (h.device, h.seq)
+                    "SELECT 1 FROM purged_alerts WHERE device_id = ? AND key_id = ? AND seq = ?",
+                    (h.device, kid, h.seq),
                 ).fetchone():
                     return StoreResult.CONFLICT
                 db.execute(
-                    "INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO alerts ({_ALERT_COLUMNS}, envelope_sha256, ack_secret, key_id) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         h.alert_id,
                         h.device,
@@ -264,6 +338,7 @@ class AlertStore:
                         json.dumps(c.quality, sort_keys=True),
                         alert.envelope_sha256,
                         alert.ack_secret,
+                        kid,
                     ),
                 )
                 db.execute("INSERT INTO crops VALUES (?, 'probe', ?)", (h.alert_id, c.probe_jpeg))
@@ -273,7 +348,7 @@ class AlertStore:
                     )
         except sqlite3.IntegrityError:
             # Another worker inserted the same id between our check and insert, or the
-            # (device, seq) pair is taken by a different alert.
+            # (device, key, seq) is taken by a different alert.
             with self._lock:
                 row = self._db.execute(
                     "SELECT envelope_sha256 FROM alerts WHERE alert_id = ?", (h.alert_id,)
@@ -302,7 +377,7 @@ class AlertStore:
         self, *, device_id: str | None = None, limit: int = 50, unadjudicated: bool = False
     ) -> list[AlertRow]:
         sql = (
-            "SELECT a.*, (SELECT outcome FROM adjudications j WHERE j.alert_id = a.alert_id "
+            f"SELECT {_A_COLUMNS}, (SELECT outcome FROM adjudications j WHERE j.alert_id = a.alert_id "
             "ORDER BY j.id DESC LIMIT 1), (SELECT by_ref FROM adjudications j "
             "WHERE j.alert_id = a.alert_id ORDER BY j.id DESC LIMIT 1) FROM alerts a"
         )
@@ -325,7 +400,7 @@ class AlertStore:
             raise UsageError(f"alert id {alert_id[:40]!r}: give 6–32 hex digits")
         with self._lock:
             rows = self._db.execute(
-                "SELECT a.*, (SELECT outcome FROM adjudications j WHERE j.alert_id = a.alert_id "
+                f"SELECT {_A_COLUMNS}, (SELECT outcome FROM adjudications j WHERE j.alert_id = a.alert_id "
                 "ORDER BY j.id DESC LIMIT 1), (SELECT by_ref FROM adjudications j "
                 "WHERE j.alert_id = a.alert_id ORDER BY j.id DESC LIMIT 1) "
                 "FROM alerts a WHERE a.alert_id LIKE ? || '%' LIMIT 2",
@@ -380,8 +455,8 @@ class AlertStore:
         cutoff = now - age_s
         with self._tx() as db:
             rows = db.execute(
-                "SELECT alert_id, device_id, seq, envelope_sha256, ack_secret FROM alerts "
-                "WHERE received_at < ?",
+                "SELECT alert_id, device_id, seq, envelope_sha256, ack_secret, key_id "
+                "FROM alerts WHERE received_at < ?",
                 (cutoff,),
             ).fetchall()
             cur = db.execute(
@@ -391,19 +466,48 @@ class AlertStore:
             )
             purge_id = int(cur.lastrowid or 0)
             db.executemany(
-                "INSERT OR IGNORE INTO purged_alerts VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO purged_alerts (alert_id, device_id, seq, envelope_sha256, "
+                "ack_secret, key_id, purge_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(*r, purge_id) for r in rows],
             )
             db.execute("DELETE FROM alerts WHERE received_at < ?", (cutoff,))
-        if rows:
-            # The write-ahead log still holds the old pages (crops included) until a
-            # checkpoint copies the zeroed pages back and truncates it.
-            with self._lock:
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # The delete is committed: record it before anything else can fail.
         for r in rows:
             if audit is not None:
                 audit("hub.alert_purged", {"alert_id": r[0]})
+        if rows or self._checkpoint_pending:
+            self._checkpoint_pending = not self._checkpoint()
         return PurgeRecord(purge_id, now, age_s, cutoff, len(rows), by_ref)
+
+    def _checkpoint(self) -> bool:
+        """Copy the write-ahead log into the database and truncate it; False if a reader
+        kept it from completing (then the old pages, crops included, are still in -wal)."""
+        # The write-ahead log still holds the purged pages until a checkpoint copies the
+        # zeroed pages back. A reader on an older snapshot blocks it; retry briefly rather
+        # than wait the whole busy timeout, and try again at the next purge.
+        problem = "a reader kept it busy"
+        with self._lock:
+            try:
+                self._db.execute(f"PRAGMA busy_timeout={_CHECKPOINT_WAIT_MS}")
+                for attempt in range(_CHECKPOINT_ATTEMPTS):
+                    busy, _log, _done = self._db.execute(
+                        "PRAGMA wal_checkpoint(TRUNCATE)"
+                    ).fetchone()
+                    if busy == 0:
+                        return True
+                    if attempt + 1 < _CHECKPOINT_ATTEMPTS:
+                        time.sleep(_CHECKPOINT_PAUSE_S)
+            except sqlite3.Error as exc:
+                problem = str(exc)
+            finally:
+                self._db.execute("PRAGMA busy_timeout=30000")
+        log.warning(
+            "alert store %s: checkpoint after purge incomplete (%s): purged pages stay in "
+            "its -wal file until the next purge completes one",
+            self.path,
+            problem,
+        )
+        return False
 
     def purge_log(self, limit: int = 50) -> list[PurgeRecord]:
         """The latest purge runs, newest first."""
@@ -435,6 +539,6 @@ def _row(r: tuple[object, ...]) -> AlertRow:
         first_seen=float(r[11]),  # type: ignore[arg-type]
         decided_at=float(r[12]),  # type: ignore[arg-type]
         quality=json.loads(str(r[13])),
-        outcome=None if r[16] is None else str(r[16]),
-        outcome_by=None if r[17] is None else str(r[17]),
+        outcome=None if r[14] is None else str(r[14]),
+        outcome_by=None if r[15] is None else str(r[15]),
     )

@@ -27,6 +27,7 @@ takes it off every audit time, so close lags and latencies compare like with lik
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import shlex
 import subprocess
@@ -111,6 +112,13 @@ def measure_clock_offset(command: list[str]) -> tuple[float, float]:
     if not samples:
         raise ValueError("no clock reading")
     return min(samples)
+
+
+def service_exit_status(show: str) -> int:
+    """ExecMainStatus from ``systemctl show`` KEY=value lines (-1 if absent or not a number)."""
+    props = dict(line.partition("=")[::2] for line in show.splitlines() if "=" in line)
+    status = props.get("ExecMainStatus", "").strip()
+    return int(status) if re.fullmatch(r"[0-9]+", status) else -1
 
 
 class SshPartition:
@@ -439,8 +447,7 @@ class RealRig:
 
     def stop_device(self) -> int:
         self.helper("service", "stop")
-        out = self.helper("service", "status").split()
-        return int(out[-1]) if out and out[-1].isdigit() else -1
+        return service_exit_status(self.helper("service", "status"))
 
     def kill_device(self) -> None:
         self.helper("service", "kill")
@@ -458,11 +465,11 @@ class RealRig:
         raise NotAvailable("the site broker runs on the hub host; restart it there by hand")
 
     def set_wall_clock_offset(self, seconds: float) -> float:
-        """NTP off and ``date -s`` to the true time plus ``seconds``; 0 puts the clock right
-        (from the rig's clock), turns NTP back on and waits for the device to resync."""
+        """NTP off and the device clock stepped to the true time plus ``seconds``; 0 puts
+        it back (then NTP on, waiting for the device to resync). The device adds the step
+        to its own clock: an absolute time sent from here would land late by the trip."""
         t = time.time()
-        target = t + self.clock_offset_s + seconds
-        self.helper("clock", "set", f"{target:.3f}")
+        self.helper("clock", "shift", f"{seconds - self._wall_offset:.3f}")
         self._wall_offset = seconds
         if seconds == 0.0:
             self.helper("clock", "ntp")

@@ -66,6 +66,9 @@ def test_factory_refuses_a_picamera2_device_that_is_not_a_number() -> None:
     # Once read as camera 0: a path meant for the opencv backend silently picked the Pi camera.
     with pytest.raises(ConfigError, match="camera.device: picamera2 takes a camera number"):
         make_source(CameraSection(source="picamera2", device="/dev/video0"))
+    for not_ascii in ("²", "١"):  # digits to str.isdigit(), not camera numbers
+        with pytest.raises(ConfigError, match="picamera2 takes a camera number"):
+            make_source(CameraSection(source="picamera2", device=not_ascii))
 
 
 STREAM_FRAMES = 8

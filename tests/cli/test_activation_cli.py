@@ -323,6 +323,9 @@ def test_audit_verify_checks_anchors_from_reports(
     assert "anchored elsewhere" in capsys.readouterr().out
     assert agent_main(["audit", "verify", "--anchor", "x:y", *cfg]) == 2
     assert "--anchor" in capsys.readouterr().err
+    # str.isdigit() accepts "²", int() does not: still a one-line usage error.
+    assert agent_main(["audit", "verify", "--anchor", f"²:{digest}", *cfg]) == 2
+    assert "expected SEQ:SHA256" in capsys.readouterr().err
 
 
 def test_real_entry_points_run(setup: dict[str, Path]) -> None:

@@ -43,12 +43,32 @@ def test_each_method_fuses_a_track_as_the_live_pipeline_does() -> None:
     best = int(np.argmax(scores.max(axis=0)))
     ref, score = _fuse("best_of", track, emb, ranks, gallery, top_k=2)
     assert (ref, score) == (["a", "b"][best], pytest.approx(float(scores.max())))
-    mean = _unit((emb[[1, 2, 3]] * ranks[[1, 2, 3], None]).sum(axis=0))
-    fused = mean @ emb[[0, 4]].T
+    # The matcher is asked after every shot: the track keeps its best fused top-1 so far.
+    prefixes = [[1], [1, 2], [1, 2, 3]]
+    fused = np.array(
+        [_unit((emb[p] * ranks[p, None]).sum(axis=0)) @ emb[[0, 4]].T for p in prefixes]
+    )
+    shot, entry = np.unravel_index(int(np.argmax(fused)), fused.shape)
     ref, score = _fuse("weighted_mean", track, emb, ranks, gallery, top_k=2)
-    assert (ref, score) == (["a", "b"][int(np.argmax(fused))], pytest.approx(float(fused.max())))
+    assert (ref, score) == (["a", "b"][int(entry)], pytest.approx(float(fused[shot, entry])))
     ref, score = _fuse(ONE_SHOT, track, emb, ranks, gallery, top_k=2)
     assert score == pytest.approx(float(scores[0].max()))
+
+
+def test_a_track_is_scored_by_its_best_shot_so_far_not_its_last() -> None:
+    rng = np.random.default_rng(7)
+    enrolled = _unit(rng.standard_normal((2, 32)))
+    # The first shot is the enrolled photo itself; the later two are unrelated faces
+    # that drag a running mean away from it.
+    later = _unit(rng.standard_normal((2, 32)))
+    emb = np.vstack([enrolled, enrolled[:1], later])
+    ranks = np.ones(len(emb))
+    gallery = Gallery(enrolled, ["a", "b"])
+    track = _Track("a", [2, 3, 4], True)
+    last = _unit(emb[[2, 3, 4]].sum(axis=0)) @ enrolled.T
+    assert last.max() < 0.9  # the last shot alone would no longer decide the alert
+    ref, score = _fuse("weighted_mean", track, emb, ranks, gallery, top_k=2)
+    assert (ref, score) == ("a", pytest.approx(1.0, abs=1e-5))
 
 
 def test_fusing_noisy_shots_separates_better_than_one_shot() -> None:

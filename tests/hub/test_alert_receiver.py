@@ -299,3 +299,25 @@ def test_two_workers_in_a_share_group_split_the_load_and_store_each_alert_once(
         dev.stop()
         for w in workers:
             w.stop()
+
+
+def test_a_re_flashed_camera_approved_with_replace_gets_its_new_alerts_stored(
+    receiver: AlertReceiver,
+) -> None:
+    store = receiver.store
+    for seq in (1, 2):
+        assert receiver.receive(alert_topic(DEV), sealed(seq)).outcome == "stored"
+    store.purge_older_than(-1.0)  # everything received so far becomes a tombstone
+    assert receiver.receive(alert_topic(DEV), sealed(3)).outcome == "stored"
+    # Re-flashed: a new signing key and its sequence from 1 again; the hub re-approves it.
+    reflashed = Ed25519PrivateKey.generate()
+    store.register_device_key(DEV, reflashed.public_key())
+    for seq in (1, 2, 3):
+        new = seal_alert(
+            make_content(DEV, seq), seq=seq, device_key=reflashed, hub_key=KEYS.hub.public_key()
+        )
+        receipt = receiver.receive(alert_topic(DEV), new.envelope)
+        assert receipt.outcome == "stored", receipt.reason
+        assert store.ack_secret(new.header.alert_id) == new.ack_secret  # so it is acked
+        assert receiver.receive(alert_topic(DEV), new.envelope).outcome == "duplicate"
+    assert receiver.stats.rejected == 0

@@ -44,7 +44,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _parse_anchor(text: str) -> tuple[int, str]:
     seq, _, digest = text.partition(":")
-    if not (seq.isdigit() and int(seq) > 0 and re.fullmatch(r"[0-9a-f]{64}", digest)):
+    if not (
+        re.fullmatch(r"[0-9]+", seq) and int(seq) > 0 and re.fullmatch(r"[0-9a-f]{64}", digest)
+    ):
         raise UsageError(f"--anchor {text[:80]!r}: expected SEQ:SHA256 (a number, 64 hex digits)")
     return int(seq), digest
 
