@@ -6,18 +6,15 @@ jump runs here too, through the rig's wall-clock shim (about 30 s in all).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support.rig_runner import SMALL_FEED, run_rig
 
 pytestmark = [pytest.mark.system, pytest.mark.slow, pytest.mark.fault]
 
-REPO = Path(__file__).resolve().parents[2]
-
-RIG = """
+RIG = (
+    """
 [rig]
 name = "ci-loopback"
 [device]
@@ -25,40 +22,17 @@ id = "lfr-hil-lo"
 [network]
 isolation = "loopback"
 partition_s = 6
-[feed]
-fps = 10
-width = 960
-height = 540
-seconds = 6
-passes = 1
-seed = 4
-watched = ["deepface_id01", "deepface_id02"]
-passers_by = ["deepface_id10"]
-distractors = ["deepface_id05"]
 [scenarios]
 run = ["faults"]
 """
+    + SMALL_FEED
+)
 
 
 def test_faults_on_the_loopback_fallback(
     tmp_path: Path, models_dir: Path, shared_data: Path
 ) -> None:
-    rig = tmp_path / "rig.toml"
-    rig.write_text(RIG)
-    out = tmp_path / "report"
-    proc = subprocess.run(
-        [
-            *(sys.executable, "-m", "hil.rig", "run", "--rig", str(rig), "--out", str(out)),
-            *("--models-dir", str(models_dir), "--shared-data", str(shared_data)),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    print(proc.stdout[-3000:])
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    report = json.loads((out / "report.json").read_text())
+    report, out, _ = run_rig(tmp_path, RIG, models_dir, shared_data, timeout=300)
     assert report["network"].startswith("loopback only"), report["network"]
     assert "broker stop/start" in report["network"]
     assert "- network: loopback only" in (out / "report.md").read_text()

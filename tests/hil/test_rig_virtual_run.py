@@ -5,65 +5,29 @@ mosquitto, ``lfr-agent run`` on a replayed scene, and the report it writes.
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support.rig_runner import SMALL_FEED, run_rig
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-
-RIG = """
+RIG = (
+    """
 [rig]
 name = "ci-tiny"
 [device]
 id = "lfr-hil-ci"
-[feed]
-fps = 10
-width = 960
-height = 540
-seconds = 6
-passes = 1
-seed = 4
-watched = ["deepface_id01", "deepface_id02"]
-passers_by = ["deepface_id10"]
-distractors = ["deepface_id05"]
 [scenarios]
 run = ["activation_compliance", "alert_latency", "detection_quality"]
 """
+    + SMALL_FEED
+)
 
 
 def test_short_virtual_rig_run(tmp_path: Path, models_dir: Path, shared_data: Path) -> None:
-    rig = tmp_path / "rig.toml"
-    rig.write_text(RIG)
-    out = tmp_path / "report"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hil.rig",
-            "run",
-            "--rig",
-            str(rig),
-            "--out",
-            str(out),
-            "--short",
-            "--models-dir",
-            str(models_dir),
-            "--shared-data",
-            str(shared_data),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    print(proc.stdout[-3000:])
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    report = json.loads((out / "report.json").read_text())
+    report, out, printed = run_rig(tmp_path, RIG, models_dir, shared_data, "--short", timeout=600)
     verdicts = {s["name"]: s["verdict"] for s in report["scenarios"]}
     assert verdicts == {
         "activation_compliance": "pass",
@@ -73,7 +37,7 @@ def test_short_virtual_rig_run(tmp_path: Path, models_dir: Path, shared_data: Pa
     latency = next(s for s in report["scenarios"] if s["name"] == "alert_latency")
     assert latency["samples"]["latency_s"] and latency["figures"]["samples"] >= 1
     assert (out / "latency_histogram.png").stat().st_size > 0
-    assert "| activation_compliance | PASS" in proc.stdout
+    assert "| activation_compliance | PASS" in printed
     # The rig removed the namespaces it made.
     if report["network"].startswith("network namespaces"):
         listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

@@ -340,6 +340,21 @@ def test_closed_log_refuses_appends(tmp_path: Path) -> None:
         log.append("late")
 
 
+def _key_file(folder: Path) -> Path:
+    """The device key as a PEM file, for a writer in another process."""
+    from cryptography.hazmat.primitives import serialization
+
+    path = folder / "key.pem"
+    path.write_bytes(
+        KEY.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
 def test_two_writers_holding_the_log_open_keep_one_chain(tmp_path: Path) -> None:
     # The daemon keeps the log open while a technician's command (watchlist wipe,
     # camera probe) opens it too: each must continue from what the other wrote.
@@ -369,17 +384,8 @@ def test_writers_in_other_processes_keep_one_chain(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from cryptography.hazmat.primitives import serialization
-
     path = tmp_path / "a.jsonl"
-    key_file = tmp_path / "key.pem"
-    key_file.write_bytes(
-        KEY.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    key_file = _key_file(tmp_path)
     script = (
         "import sys\n"
         "from pathlib import Path\n"
@@ -435,17 +441,8 @@ def test_a_short_write_on_a_full_disk_is_recovered_by_the_next_entry(tmp_path: P
     import subprocess
     import sys
 
-    from cryptography.hazmat.primitives import serialization
-
     path = tmp_path / "a.jsonl"
-    key_file = tmp_path / "key.pem"
-    key_file.write_bytes(
-        KEY.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    key_file = _key_file(tmp_path)
     script = """
 import resource, signal, sys
 from pathlib import Path
