@@ -397,6 +397,11 @@ class VirtualRig:
         for i, folder in enumerate(hidden):
             q = shlex.quote(str(folder))
             script.append(f"mkdir -p {q}; mount --bind /mnt/{i} {q}")
+        if hidden:
+            # The working folder is still the covered one: re-enter it through the bound
+            # copy, or relative paths would live on another mount than absolute ones
+            # (a rename between them fails with EXDEV).
+            script.append('cd "$PWD"')
         script.append('shift; exec "$@"')
         private_tmp = ["unshare", "--mount", "--propagation", "private", "sh", "-c"]
         private_tmp += ["; ".join(script), "sh", str(self.private_tmp)]
