@@ -338,7 +338,12 @@ class WatchlistStore:
                     f"({_iso(mark)}); refused",
                 )
                 raise self._refuse(older, source) from None
-            write_atomic(self._path(meta.watchlist_hash), data, 0o600)
+            try:
+                write_atomic(self._path(meta.watchlist_hash), data, 0o600)
+            except OSError as exc:
+                raise WatchlistStoreError(
+                    f"watchlist: cannot store {self._path(meta.watchlist_hash)} ({exc.strerror})"
+                ) from exc
             self._stored[meta.watchlist_hash] = meta
             self._high_water[meta.deployment_id] = meta.created_at
             replaced = tuple(
@@ -361,12 +366,13 @@ class WatchlistStore:
                 self._wipe_one(h, "replaced")
             return ImportResult("stored", meta, replaced)
 
-    def handle_watchlist_message(self, payload: bytes) -> ImportResult | WatchlistError:
+    def handle_watchlist_message(self, payload: bytes) -> ImportResult | LfrError:
         """The handler the daemon wires to ``lfr/v1/<dev>/watchlist``. Never raises for a
-        bad payload: the refusal is audited, logged and returned."""
+        bad payload or a store that cannot keep it: the refusal is returned (and audited
+        where it was the bundle's fault)."""
         try:
             return self.import_bundle(payload, source="mqtt")
-        except WatchlistError as exc:
+        except (WatchlistError, WatchlistStoreError) as exc:
             return exc
 
     # -- bind / release -----------------------------------------------------------------

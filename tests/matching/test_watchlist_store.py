@@ -335,3 +335,15 @@ def test_wipe_overwrites_before_unlinking(env: Env, tmp_path: Path) -> None:
     s.wipe(b.watchlist_hash, "operator")
     assert not f.exists()
     assert spy.read_bytes() == bytes(len(b.data))
+
+
+def test_a_store_that_cannot_write_refuses_in_one_line(env: Env) -> None:
+    from agent.matching.watchlist_store import WatchlistStoreError
+
+    s = env.store()
+    b = env.bundle()
+    # A folder where the sealed file must go fails the write even for root.
+    (s.dir / f"{b.watchlist_hash}.lfrwl").mkdir()
+    result = s.handle_watchlist_message(b.data)
+    assert isinstance(result, WatchlistStoreError)
+    assert "cannot store" in str(result) and "\n" not in str(result)
