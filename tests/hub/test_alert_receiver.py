@@ -8,7 +8,11 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -26,6 +30,47 @@ from agent.trust.signed_document import canonical_json
 
 KEYS = AlertKeys.generate()
 DEV = "lfr-test-01"
+
+
+@dataclass
+class HubAndCamera:
+    """A hub worker on the real broker and a camera link that collects the acks it gets."""
+
+    worker: HubAlertWorker
+    camera: MqttLink
+    receipts: list[Receipt]
+    acks: list[list[tuple[str, bytes]]]
+    got_ack: threading.Event
+
+
+@contextmanager
+def hub_and_camera(
+    mqtt_broker: MosquittoBroker, receiver: AlertReceiver, **worker_options: Any
+) -> Iterator[HubAndCamera]:
+    receipts: list[Receipt] = []
+    worker = HubAlertWorker(
+        MqttLink(mqtt_broker.client_settings(HUB_CN, "hub-w1")),
+        receiver,
+        on_receipt=receipts.append,
+        **worker_options,
+    )
+    acks: list[list[tuple[str, bytes]]] = []
+    got_ack = threading.Event()
+
+    def on_ack(topic: str, payload: bytes) -> None:
+        acks.append(decode_ack(payload))
+        got_ack.set()
+
+    camera = MqttLink(mqtt_broker.client_settings(DEV))
+    camera.subscribe(ack_topic(DEV), on_ack)
+    worker.start()
+    camera.start()
+    try:
+        assert worker.link.wait_connected(10) and camera.wait_connected(10)
+        yield HubAndCamera(worker, camera, receipts, acks, got_ack)
+    finally:
+        camera.stop()
+        worker.stop()
 
 
 def sealed(seq: int, device: str = DEV, now: float | None = None) -> bytes:
@@ -168,26 +213,8 @@ def test_worker_stores_then_acks_and_survives_garbage(
 ) -> None:
     store = AlertStore(tmp_path / "hub.db")
     store.register_device_key(DEV, KEYS.device.public_key())
-    receipts: list[Receipt] = []
-    worker = HubAlertWorker(
-        MqttLink(mqtt_broker.client_settings(HUB_CN, "hub-w1")),
-        AlertReceiver(store, KEYS.hub),
-        share_group="hubs",
-        on_receipt=receipts.append,
-    )
-    acks: list[list[tuple[str, bytes]]] = []
-    got_ack = threading.Event()
-
-    def on_ack(topic: str, payload: bytes) -> None:
-        acks.append(decode_ack(payload))
-        got_ack.set()
-
-    dev = MqttLink(mqtt_broker.client_settings(DEV))
-    dev.subscribe(ack_topic(DEV), on_ack)
-    worker.start()
-    dev.start()
-    try:
-        assert worker.link.wait_connected(10) and dev.wait_connected(10)
+    with hub_and_camera(mqtt_broker, AlertReceiver(store, KEYS.hub), share_group="hubs") as w:
+        dev, receipts, acks, got_ack = w.camera, w.receipts, w.acks, w.got_ack
         rng = random.Random(5)
         garbage = [rng.randbytes(rng.randrange(0, 3000)) for _ in range(60)]
         garbage += [b"", b"{}", b"null", b'{"payloadType":1}', b"\xff" * 10]
@@ -209,9 +236,6 @@ def test_worker_stores_then_acks_and_survives_garbage(
         # The ack carries the secret the hub decrypted, which is what the device kept.
         assert acks == [[(stored_id, alert.ack_secret)]]
         assert store.ack_secret(stored_id) == alert.ack_secret
-    finally:
-        dev.stop()
-        worker.stop()
 
 
 @pytest.mark.system
@@ -227,33 +251,12 @@ def test_worker_acknowledges_a_late_copy_of_a_purged_alert(
     assert receiver.receive(alert_topic(DEV), alert.envelope).outcome == "stored"
     time.sleep(0.01)
     assert store.purge_older_than(0) == 1
-    receipts: list[Receipt] = []
-    worker = HubAlertWorker(
-        MqttLink(mqtt_broker.client_settings(HUB_CN, "hub-w1")),
-        receiver,
-        on_receipt=receipts.append,
-    )
-    acks: list[list[tuple[str, bytes]]] = []
-    got_ack = threading.Event()
-
-    def on_ack(topic: str, payload: bytes) -> None:
-        acks.append(decode_ack(payload))
-        got_ack.set()
-
-    dev = MqttLink(mqtt_broker.client_settings(DEV))
-    dev.subscribe(ack_topic(DEV), on_ack)
-    worker.start()
-    dev.start()
-    try:
-        assert worker.link.wait_connected(10) and dev.wait_connected(10)
-        dev.publish(alert_topic(DEV), alert.envelope)  # the camera never got its first ack
-        assert got_ack.wait(15)
-        assert acks == [[(alert.header.alert_id, alert.ack_secret)]]
-        assert [r.outcome for r in receipts] == ["duplicate"]
+    with hub_and_camera(mqtt_broker, receiver) as w:
+        w.camera.publish(alert_topic(DEV), alert.envelope)  # the camera never got its first ack
+        assert w.got_ack.wait(15)
+        assert w.acks == [[(alert.header.alert_id, alert.ack_secret)]]
+        assert [r.outcome for r in w.receipts] == ["duplicate"]
         assert store.count() == 0 and store.crop(alert.header.alert_id) is None
-    finally:
-        dev.stop()
-        worker.stop()
 
 
 @pytest.mark.system

@@ -238,17 +238,9 @@ NASTY_JSON = [
 ]
 
 
-@pytest.mark.parametrize("data", NASTY_JSON)
-def test_hostile_json_is_rejected_cleanly(data: bytes) -> None:
-    with pytest.raises(AlertEnvelopeError):
-        _open(data)
-    with pytest.raises(AlertEnvelopeError, match="ack"):
-        decode_ack(data[:60_000])
-    # As the authenticated header or as the sealed metadata of a device-signed alert.
-    header_body = {"header": base64.b64encode(data).decode(), "box": ""}
-    with pytest.raises(AlertEnvelopeError, match="header"):
-        _open(sign_document(ALERT_PAYLOAD_TYPE, header_body, KEYS.device))
-    header = canonical_json(
+def _valid_header() -> bytes:
+    """The canonical header of a well-formed alert, for sealing crafted contents under."""
+    return canonical_json(
         {
             "alert_id": "a" * 32,
             "deployment": "d",
@@ -259,6 +251,19 @@ def test_hostile_json_is_rejected_cleanly(data: bytes) -> None:
             "v": 1,
         }
     )
+
+
+@pytest.mark.parametrize("data", NASTY_JSON)
+def test_hostile_json_is_rejected_cleanly(data: bytes) -> None:
+    with pytest.raises(AlertEnvelopeError):
+        _open(data)
+    with pytest.raises(AlertEnvelopeError, match="ack"):
+        decode_ack(data[:60_000])
+    # As the authenticated header or as the sealed metadata of a device-signed alert.
+    header_body = {"header": base64.b64encode(data).decode(), "box": ""}
+    with pytest.raises(AlertEnvelopeError, match="header"):
+        _open(sign_document(ALERT_PAYLOAD_TYPE, header_body, KEYS.device))
+    header = _valid_header()
     content = b"".join(len(p).to_bytes(4, "big") + p for p in (data, b"jpeg", b""))
     box = seal(KEYS.hub.public_key(), content, aad=header, info=ALERT_INFO)
     body = {"header": base64.b64encode(header).decode(), "box": base64.b64encode(box).decode()}
@@ -297,17 +302,7 @@ def test_signed_but_malformed_bodies_are_rejected_cleanly(header: object, box: b
 @given(st.binary(max_size=600))
 def test_signed_and_sealed_garbage_content_is_rejected_cleanly(plaintext: bytes) -> None:
     # A device key holder could seal anything; the hub must still fail with a clean error.
-    header = canonical_json(
-        {
-            "alert_id": "a" * 32,
-            "deployment": "d",
-            "device": "lfr-test-01",
-            "recipient": key_id(KEYS.hub.public_key()),
-            "sealed_at": 1,
-            "seq": 1,
-            "v": 1,
-        }
-    )
+    header = _valid_header()
     box = seal(KEYS.hub.public_key(), plaintext, aad=header, info=ALERT_INFO)
     body = {"header": base64.b64encode(header).decode(), "box": base64.b64encode(box).decode()}
     with pytest.raises(AlertEnvelopeError):
