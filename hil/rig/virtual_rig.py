@@ -471,6 +471,10 @@ class VirtualRig:
     def set_wall_clock_offset(self, seconds: float) -> float:
         t = time.time()
         wall_clock_shim.write_offset(self._offset_file, seconds)
+        # The agent looks at the offset file every RECHECK_S: once this returns, the step
+        # is in force there (a document sent at once must meet the new clock, as it would
+        # after a real `date -s`).
+        time.sleep(3 * wall_clock_shim.RECHECK_S)
         return t
 
     def writable_changes(self) -> tuple[list[str], list[str] | None]:
