@@ -31,10 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.transport.alert_outbox import AlertOutbox
 from agent.transport.alert_publisher import AlertPublisher
-from agent.transport.mqtt_link import MqttLink, MqttSettings, PublishResult
+from agent.transport.mqtt_link import MqttLink, PublishResult
 from agent.transport.topics import alert_topic
 from agent.trust.key_files import load_private_key, load_public_key
 from support.alert_factory import make_content
+from support.fault_link import fault_test_settings
 
 RESEND_AFTER_S = 5.0
 SENTINEL = b"end of alerts: sentinel"
@@ -57,20 +58,7 @@ def main(argv: list[str]) -> int:
         retention_s=31 * 86400,
         audit=lambda event, fields: logging.info("audit %s %s", event, fields),
     )
-    link = MqttLink(
-        MqttSettings(
-            host=host,
-            port=int(port),
-            ca_file=pki_dir / "ca.pem",
-            cert_file=pki_dir / "clients" / f"{device_id}-cert.pem",
-            key_file=pki_dir / "clients" / f"{device_id}-key.pem",
-            client_id=device_id,
-            keepalive_s=5,
-            session_expiry_s=3600,
-            reconnect_min_s=1,
-            reconnect_max_s=1,
-        )
-    )
+    link = MqttLink(fault_test_settings(host, int(port), pki_dir, device_id, device_id))
     publisher = AlertPublisher(
         outbox,
         link,

@@ -33,9 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from agent.hub.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
 from agent.hub.alert_store import AlertStore
-from agent.transport.mqtt_link import MqttLink, MqttSettings
+from agent.transport.mqtt_link import MqttLink
 from agent.trust.key_files import load_private_key
 from hil.local_broker import HUB_CN
+from support.fault_link import fault_test_settings
 
 CLIENT_ID = "hub-fault-1"
 
@@ -84,20 +85,7 @@ def main(argv: list[str]) -> int:
     fd = os.open(receipts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     hub_key = load_private_key(Path(hub_key_path), X25519PrivateKey)  # type: ignore[type-abstract]
     store = AlertStore(Path(db))
-    link = MqttLink(
-        MqttSettings(
-            host=host,
-            port=int(port),
-            ca_file=pki_dir / "ca.pem",
-            cert_file=pki_dir / "clients" / f"{HUB_CN}-cert.pem",
-            key_file=pki_dir / "clients" / f"{HUB_CN}-key.pem",
-            client_id=CLIENT_ID,
-            keepalive_s=5,
-            session_expiry_s=3600,
-            reconnect_min_s=1,
-            reconnect_max_s=1,
-        )
-    )
+    link = MqttLink(fault_test_settings(host, int(port), pki_dir, HUB_CN, CLIENT_ID))
     worker = HubAlertWorker(link, _RecordingReceiver(store, hub_key, fd, crash_after))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
