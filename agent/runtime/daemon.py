@@ -338,9 +338,7 @@ class AgentDaemon:
                         )
                     # A revocation list a technician installed counts at once.
                     self.verifier.trust.refresh_revocations()
-                    live = self.gate.live
-                    if live is not None and self.verifier.signer_revoked(live):
-                        self._revoke_live(live)
+                    self._close_if_signer_revoked()
                 if now >= next_purge:
                     next_purge = now + PURGE_TICK_S
                     self.reports.purge()
@@ -356,9 +354,7 @@ class AgentDaemon:
             return self._apply_control_document(payload)
         finally:
             # Any document (even a refused one) may have brought a newer revocation list.
-            live = self.gate.live
-            if live is not None and self.verifier.signer_revoked(live):
-                self._revoke_live(live)
+            self._close_if_signer_revoked()
 
     def _apply_control_document(self, payload: bytes) -> str:
         try:
@@ -405,7 +401,10 @@ class AgentDaemon:
             return f"stopped {doc.deployment_id}"
         return f"stopped {doc.deployment_id} (not live; {len(wiped)} watchlist(s) wiped)"
 
-    def _revoke_live(self, live: LiveActivation) -> None:
+    def _close_if_signer_revoked(self) -> None:
+        live = self.gate.live
+        if live is None or not self.verifier.signer_revoked(live):
+            return
         log.warning(
             "the signer of the live activation has been revoked; closing the camera",
             extra={"deployment_id": live.deployment_id, "reason": "signer-revoked"},
@@ -755,7 +754,8 @@ class AgentDaemon:
     def _fps(self) -> float | None:
         times = list(self._frame_times)
         if len(times) < 2 or time.monotonic() - times[-1] > FPS_WINDOW_S:
-            return 0.0 if self.gate.state is GateState.IDLE else None
+            # The camera closed (idle, or armed before its window) delivers nothing.
+            return 0.0 if self.gate.state is not GateState.ACTIVE else None
         return (len(times) - 1) / (times[-1] - times[0]) if times[-1] > times[0] else None
 
     def _alarms(self) -> list[str]:
