@@ -220,8 +220,8 @@ class AlertStore:
         constraint in place); their rows get the device's key enrolled now."""
         kids = {}
         for device, pem in self._db.execute("SELECT device_id, public_pem FROM device_keys"):
-            key = serialization.load_pem_public_key(str(pem).encode("ascii"))
-            if isinstance(key, Ed25519PublicKey):
+            key = _signing_key(pem)
+            if key is not None:
                 kids[str(device)] = public_key_id(key)
         for table in ("alerts", "purged_alerts"):
             columns = [r[1] for r in self._db.execute(f"PRAGMA table_info({table})")]
@@ -276,10 +276,7 @@ class AlertStore:
             row = self._db.execute(
                 "SELECT public_pem FROM device_keys WHERE device_id = ?", (device_id,)
             ).fetchone()
-        if row is None:
-            return None
-        key = serialization.load_pem_public_key(row[0].encode("ascii"))
-        return key if isinstance(key, Ed25519PublicKey) else None
+        return None if row is None else _signing_key(row[0])
 
     # ---- alerts ---------------------------------------------------------------------
     def store_alert(
@@ -295,16 +292,10 @@ class AlertStore:
         now); sequence numbers clash only within one key.
         """
         h, c = alert.header, alert.content
+        key = key or self.device_key(h.device)
+        kid = "" if key is None else public_key_id(key)
         try:
             with self._tx() as db:
-                if key is None:
-                    row = db.execute(
-                        "SELECT public_pem FROM device_keys WHERE device_id = ?", (h.device,)
-                    ).fetchone()
-                    if row is not None:
-                        loaded = serialization.load_pem_public_key(str(row[0]).encode("ascii"))
-                        key = loaded if isinstance(loaded, Ed25519PublicKey) else None
-                kid = "" if key is None else public_key_id(key)
                 existing = db.execute(
                     "SELECT envelope_sha256 FROM alerts WHERE alert_id = ? UNION ALL "
                     "SELECT envelope_sha256 FROM purged_alerts WHERE alert_id = ?",
@@ -521,6 +512,12 @@ class AlertStore:
             PurgeRecord(int(r[0]), float(r[1]), float(r[2]), float(r[3]), int(r[4]), str(r[5]))
             for r in rows
         ]
+
+
+def _signing_key(pem: object) -> Ed25519PublicKey | None:
+    """An enrolled device signing key as the ``device_keys`` table holds it (PEM text)."""
+    key = serialization.load_pem_public_key(str(pem).encode("ascii"))
+    return key if isinstance(key, Ed25519PublicKey) else None
 
 
 def _row(r: tuple[object, ...]) -> AlertRow:
