@@ -11,48 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.config_schema import REQUIRED, build_section, read_toml, render_sections, spec
 from agent.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/lfr-agent/agent.toml")
-REQUIRED: Any = object()
-
-
-def spec(
-    default: Any,
-    doc: str,
-    *,
-    min: float | None = None,
-    max: float | None = None,
-    choices: tuple[str, ...] | None = None,
-    pattern: str | None = None,
-    multiple_of: int | None = None,
-    length: tuple[int, ...] | None = None,
-    example: Any = None,
-) -> Any:
-    """Declare a config key: its default (or REQUIRED), documentation and constraints."""
-    meta = {
-        "doc": doc,
-        "min": min,
-        "max": max,
-        "choices": choices,
-        "pattern": pattern,
-        "multiple_of": multiple_of,
-        "length": length,
-        "example": example,
-        "required": default is REQUIRED,
-    }
-    if default is REQUIRED:
-        return field(metadata=meta)
-    if isinstance(default, list):
-        items: list[Any] = list(default)
-        return field(default_factory=lambda: list(items), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -101,6 +68,23 @@ class ModelsSection:
     )
     threads: int = spec(
         0, "onnxruntime intra-op threads per model; 0 picks from the core count.", min=0, max=16
+    )
+    plate_detector: str = spec(
+        "", "Path of an operator-supplied plate text detector (PP-OCR DB-compatible ONNX)."
+    )
+    plate_detector_sha256: str = spec(
+        "",
+        "SHA-256 of models.plate_detector; required when it is set.",
+        pattern=r"^([0-9a-f]{64})?$",
+    )
+    plate_recogniser: str = spec(
+        "",
+        "Path of an operator-supplied plate text recogniser (PP-OCR CTC-compatible ONNX with its character list in the 'character' metadata).",
+    )
+    plate_recogniser_sha256: str = spec(
+        "",
+        "SHA-256 of models.plate_recogniser; required when it is set.",
+        pattern=r"^([0-9a-f]{64})?$",
     )
 
 
@@ -185,10 +169,18 @@ class QualitySection:
 
 @dataclass(frozen=True)
 class MatchingSection:
-    """Matching against the deployment watchlist. The threshold itself comes with each activation."""
+    """Matching against the deployment watchlist. The threshold and its score kind come with each activation."""
 
     threshold_floor: float = spec(
-        0.40, "Lowest cosine-similarity threshold an activation may set.", min=0.0, max=1.0
+        0.40,
+        "Lowest cosine similarity of any alert, whatever the activation's score kind; a cosine threshold below it is refused.",
+        min=0.0,
+        max=1.0,
+    )
+    score: str = spec(
+        "snorm",
+        "Score kinds this device matches with: snorm (an activation's threshold may be an S-norm score, normalised against the watchlist, or a cosine one) or cosine (activations with an S-norm threshold are refused).",
+        choices=("snorm", "cosine"),
     )
     max_attempts_per_track: int = spec(5, "Most embeddings computed for one track.", min=1, max=100)
     top_k: int = spec(3, "Gallery entries returned per probe.", min=1, max=50)
@@ -226,6 +218,70 @@ class WatchlistSection:
         "Largest sealed watchlist accepted (MQTT or file); 10,000 entries take about 2.8 MB.",
         min=1,
         max=64,
+    )
+
+
+@dataclass(frozen=True)
+class PlatesSection:
+    """Number-plate reading (ANPR): a second analytic, tasked by its own activations."""
+
+    enabled: bool = spec(
+        False,
+        "Accept plate activations and hotlists (needs the plate models: 'lfr-agent models install --plate-wheel FILE').",
+    )
+    concurrent_with_faces: bool = spec(
+        False,
+        "Let a plates deployment and a faces deployment be live at the same time (two separate deployments sharing the camera); off: a new activation of either ends the other.",
+    )
+    max_fps: float = spec(
+        10.0,
+        "Most frames per second the plate pipeline reads; the rest are skipped (a vehicle stays in view for many frames).",
+        min=0.5,
+        max=60,
+    )
+    detect_long_side: int = spec(
+        640,
+        "Frames are downscaled so their long side is at most this for text detection (multiple of 32).",
+        min=320,
+        max=1920,
+        multiple_of=32,
+    )
+    detect_threshold: float = spec(
+        0.3, "Text-probability threshold of the text detector's map.", min=0.05, max=0.95
+    )
+    min_text_height_px: float = spec(
+        10.0, "Text lines lower than this (frame pixels) are not read.", min=4, max=200
+    )
+    roi: list[float] = spec(
+        [],
+        "Region of interest [x0, y0, x1, y1] as fractions of the frame (e.g. the road); empty = whole frame.",
+        length=(0, 4),
+        min=0.0,
+        max=1.0,
+    )
+    reads_per_vehicle: int = spec(
+        5, "Most reads of one vehicle's plate before the vote is final.", min=1, max=50
+    )
+    min_reads: int = spec(
+        2,
+        "Reads that must agree before a plate counts as read (fewer only when the vehicle leaves first).",
+        min=1,
+        max=50,
+    )
+    max_missed_frames: int = spec(
+        8, "A vehicle's track ends after this many read frames without its plate.", min=1, max=300
+    )
+    confidence_floor: float = spec(
+        0.5, "Lowest read-confidence threshold a plate activation may set.", min=0.0, max=1.0
+    )
+    cooldown_s: float = spec(
+        300.0,
+        "No second alert for the same hotlist entry within this time, across vehicles.",
+        min=0,
+        max=86400,
+    )
+    max_hotlist_mb: int = spec(
+        8, "Largest sealed hotlist accepted; 10,000 entries take about 0.6 MB.", min=1, max=64
     )
 
 
@@ -270,6 +326,12 @@ class MqttSection:
         1.0, "First reconnect delay; doubles up to reconnect_max_s.", min=0.1, max=60
     )
     reconnect_max_s: float = spec(60.0, "Longest reconnect delay.", min=1, max=3600)
+    fallback: list[str] = spec(
+        [],
+        "Other brokers of the same fleet, bridged with host, as HOST:PORT (e.g. "
+        '["broker-b.example.org:8883"]); tried in turn when the current one cannot be reached.',
+        pattern=r"^[A-Za-z0-9.-]{1,253}:[0-9]{1,5}$",
+    )
 
 
 @dataclass(frozen=True)
@@ -288,6 +350,66 @@ class OutboxSection:
         "Publish an alert again if the hub has not acknowledged it after this long.",
         min=1,
         max=86400,
+    )
+
+
+@dataclass(frozen=True)
+class ClipsSection:
+    """Sealed clips around alerts; the pre-roll lives in RAM only and is wiped when the camera closes."""
+
+    enabled: bool = spec(True, "Make a sealed clip (pre-roll + post-roll) around each alert.")
+    preroll_s: float = spec(3.0, "Seconds of video kept in RAM before an alert.", min=0, max=10)
+    postroll_s: float = spec(3.0, "Seconds of video after the alert decision.", min=0.5, max=10)
+    fps: int = spec(10, "Frames per second kept for clips.", min=1, max=30)
+    width: int = spec(
+        640,
+        "Width the clip frames are downscaled to (even; height keeps the aspect).",
+        min=160,
+        max=1920,
+        multiple_of=2,
+    )
+    encoder: str = spec(
+        "auto",
+        "H.264 encoder: auto (the Pi's hardware encoder where present, else software), hardware or software.",
+        choices=("auto", "hardware", "software"),
+    )
+    max_mb: int = spec(
+        256, "Size cap of the clip outbox (sealed clips awaiting the hub).", min=1, max=65536
+    )
+
+
+@dataclass(frozen=True)
+class RecordingSection:
+    """Optional CCTV recording, only when a deployment's signed activation turns it on; sealed to the hub evidence key."""
+
+    segment_s: float = spec(60.0, "Length of one sealed segment.", min=5, max=600)
+    fps: int = spec(10, "Frames per second recorded.", min=1, max=30)
+    width: int = spec(
+        1280,
+        "Width frames are recorded at (even; height keeps the aspect).",
+        min=160,
+        max=4096,
+        multiple_of=2,
+    )
+    encoder: str = spec(
+        "auto",
+        "H.264 encoder: auto (the Pi's hardware encoder where present, else software), hardware or software.",
+        choices=("auto", "hardware", "software"),
+    )
+    max_mb: int = spec(
+        8192,
+        "Size cap of the segment ring; the oldest segment is deleted (audited) beyond it.",
+        min=1,
+        max=1048576,
+    )
+    reserve_mb: int = spec(
+        512,
+        "Free space left for alerts: recording stops (alerts continue) when the disk has less.",
+        min=0,
+        max=1048576,
+    )
+    retention_days: float = spec(
+        31.0, "Segments older than this are deleted (audited).", min=0.01, max=31
     )
 
 
@@ -341,9 +463,12 @@ class AgentConfig:
     quality: QualitySection = field(default_factory=QualitySection)
     matching: MatchingSection = field(default_factory=MatchingSection)
     watchlist: WatchlistSection = field(default_factory=WatchlistSection)
+    plates: PlatesSection = field(default_factory=PlatesSection)
     activation: ActivationSection = field(default_factory=ActivationSection)
     mqtt: MqttSection = field(default_factory=MqttSection)
     outbox: OutboxSection = field(default_factory=OutboxSection)
+    clips: ClipsSection = field(default_factory=ClipsSection)
+    recording: RecordingSection = field(default_factory=RecordingSection)
     audit: AuditSection = field(default_factory=AuditSection)
     health: HealthSection = field(default_factory=HealthSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
@@ -357,125 +482,6 @@ SECTIONS: dict[str, type[Any]] = {
 }
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, str):
-        return f"string {value!r}"
-    if isinstance(value, (int, float)):
-        return f"number {value}"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return type(value).__name__
-
-
-def _fmt(n: float) -> str:
-    return str(int(n)) if float(n).is_integer() else str(n)
-
-
-def _check_number(path: str, value: float, meta: dict[str, Any], problems: list[str]) -> bool:
-    lo, hi = meta["min"], meta["max"]
-    if lo is not None and hi is not None and not lo <= value <= hi:
-        problems.append(f"{path}: must be {_fmt(lo)}–{_fmt(hi)}, got {_fmt(value)}")
-        return False
-    if lo is not None and value < lo:
-        problems.append(f"{path}: must be at least {_fmt(lo)}, got {_fmt(value)}")
-        return False
-    if hi is not None and value > hi:
-        problems.append(f"{path}: must be at most {_fmt(hi)}, got {_fmt(value)}")
-        return False
-    return True
-
-
-def _coerce(path: str, kind: Any, value: Any, meta: dict[str, Any], problems: list[str]) -> Any:
-    """Return the validated value, or None after appending a problem."""
-    if kind is bool:
-        if not isinstance(value, bool):
-            problems.append(f"{path}: must be true or false, got {_describe(value)}")
-            return None
-        return value
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{path}: must be an integer, got {_describe(value)}")
-            return None
-        if not _check_number(path, value, meta, problems):
-            return None
-        if meta["multiple_of"] and value % meta["multiple_of"]:
-            problems.append(f"{path}: must be a multiple of {meta['multiple_of']}, got {value}")
-            return None
-        return value
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            problems.append(f"{path}: must be a number, got {_describe(value)}")
-            return None
-        if value != value or value in (float("inf"), float("-inf")):
-            problems.append(f"{path}: must be a finite number, got {value}")
-            return None
-        return float(value) if _check_number(path, value, meta, problems) else None
-    if kind is str or kind is Path:
-        if not isinstance(value, str):
-            problems.append(f"{path}: must be a string, got {_describe(value)}")
-            return None
-        if meta["choices"] and value not in meta["choices"]:
-            problems.append(f"{path}: must be one of {', '.join(meta['choices'])}, got {value!r}")
-            return None
-        if meta["pattern"] and not re.fullmatch(meta["pattern"], value):
-            problems.append(f"{path}: does not match {meta['pattern']}, got {value!r}")
-            return None
-        if kind is Path:
-            if not value:
-                problems.append(f"{path}: must not be empty")
-                return None
-            return Path(value)
-        return value
-    if typing.get_origin(kind) is list:
-        (item_kind,) = typing.get_args(kind)
-        if not isinstance(value, list):
-            problems.append(f"{path}: must be an array, got {_describe(value)}")
-            return None
-        if meta["length"] and len(value) not in meta["length"]:
-            allowed = " or ".join(str(n) for n in meta["length"])
-            problems.append(f"{path}: must have {allowed} items, got {len(value)}")
-            return None
-        out = []
-        for i, item in enumerate(value):
-            got = _coerce(f"{path}[{i}]", item_kind, item, meta, problems)
-            if got is None:
-                return None
-            out.append(got)
-        return out
-    raise TypeError(f"unsupported config type {kind!r} at {path}")  # a schema bug, not user input
-
-
-def _build_section(name: str, cls: type[Any], raw: Any, problems: list[str]) -> Any:
-    if not isinstance(raw, dict):
-        problems.append(f"{name}: must be a table, got {_describe(raw)}")
-        return None
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in fields:
-            problems.append(f"{name}.{key}: unknown key")
-    values: dict[str, Any] = {}
-    before = len(problems)
-    for fname, f in fields.items():
-        if fname not in raw:
-            if f.metadata.get("required"):
-                problems.append(f"{name}.{fname}: required, not set")
-            continue
-        got = _coerce(f"{name}.{fname}", hints[fname], raw[fname], dict(f.metadata), problems)
-        if got is not None:
-            values[fname] = got
-    if len(problems) != before:
-        return None
-    try:
-        return cls(**values)
-    except TypeError:
-        return None
-
-
 def picamera2_device_problem(cam: CameraSection) -> str | None:
     """picamera2 numbers its cameras; anything else would silently select the wrong one."""
     if cam.source != "picamera2" or not cam.device or re.fullmatch(r"[0-9]+", cam.device):
@@ -487,7 +493,7 @@ def picamera2_device_problem(cam: CameraSection) -> str | None:
 
 def _cross_checks(cfg: AgentConfig, problems: list[str]) -> None:
     m = cfg.models
-    for role in ("detector", "embedder"):
+    for role in ("detector", "embedder", "plate_detector", "plate_recogniser"):
         path, digest = getattr(m, role), getattr(m, f"{role}_sha256")
         if path and not digest:
             problems.append(f"models.{role}_sha256: required when models.{role} is set")
@@ -497,11 +503,16 @@ def _cross_checks(cfg: AgentConfig, problems: list[str]) -> None:
         problems.append(f"camera.device: required when camera.source is {cfg.camera.source}")
     if (problem := picamera2_device_problem(cfg.camera)) is not None:
         problems.append(problem)
-    roi = cfg.detector.roi
-    if roi and (roi[2] <= roi[0] or roi[3] <= roi[1]):
-        problems.append("detector.roi: x1 must exceed x0 and y1 must exceed y0")
+    for section, roi in (("detector", cfg.detector.roi), ("plates", cfg.plates.roi)):
+        if roi and (roi[2] <= roi[0] or roi[3] <= roi[1]):
+            problems.append(f"{section}.roi: x1 must exceed x0 and y1 must exceed y0")
+    if cfg.plates.min_reads > cfg.plates.reads_per_vehicle:
+        problems.append("plates.min_reads: must not exceed plates.reads_per_vehicle")
     if cfg.mqtt.reconnect_min_s > cfg.mqtt.reconnect_max_s:
         problems.append("mqtt.reconnect_min_s: must not exceed mqtt.reconnect_max_s")
+    for i, endpoint in enumerate(cfg.mqtt.fallback):
+        if not 1 <= int(endpoint.rpartition(":")[2]) <= 65535:
+            problems.append(f"mqtt.fallback[{i}]: port must be 1-65535, got {endpoint!r}")
 
 
 def parse_config(raw: dict[str, Any], source: Path | None = None) -> AgentConfig:
@@ -513,7 +524,7 @@ def parse_config(raw: dict[str, Any], source: Path | None = None) -> AgentConfig
     sections: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
         if name in raw:
-            sections[name] = _build_section(name, cls, raw[name], problems)
+            sections[name] = build_section(name, cls, raw[name], problems)
         elif name == "device":
             problems.append("device.id: required, not set")
     if problems:
@@ -527,69 +538,14 @@ def parse_config(raw: dict[str, Any], source: Path | None = None) -> AgentConfig
 
 def load_config(path: Path) -> AgentConfig:
     """Read and validate a config file."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError([f"config: {path}: file not found"]) from exc
-    except IsADirectoryError as exc:
-        raise ConfigError([f"config: {path}: is a directory"]) from exc
-    except PermissionError as exc:
-        raise ConfigError([f"config: {path}: permission denied"]) from exc
-    except OSError as exc:  # e.g. a path through a regular file, an I/O error
-        raise ConfigError([f"config: {path}: cannot read ({exc.strerror or exc})"]) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"config: {path}: not UTF-8 text"]) from exc
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"config: {path}: invalid TOML ({exc})"]) from exc
-    return parse_config(raw, source=path)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, Path):
-        return f'"{value}"'
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return repr(value)
-
-
-def _constraint_text(meta: dict[str, Any]) -> str:
-    parts = []
-    if meta["choices"]:
-        parts.append("one of " + ", ".join(meta["choices"]))
-    if meta["min"] is not None and meta["max"] is not None:
-        parts.append(f"{_fmt(meta['min'])}–{_fmt(meta['max'])}")
-    if meta["multiple_of"]:
-        parts.append(f"multiple of {meta['multiple_of']}")
-    return f" ({'; '.join(parts)})" if parts else ""
-
-
-def _default_of(f: dataclasses.Field[Any]) -> Any:
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return f.default
+    return parse_config(read_toml(path), source=path)
 
 
 def render_example() -> str:
     """The documented example config: every key with its default (or an example when required)."""
-    lines = [
+    header = [
         "# lfr-agent configuration. Every key is listed with its default value.",
         "# Generated by 'lfr-agent config example'; validated by 'lfr-agent config check FILE'.",
         "# Unknown keys are errors. Secrets never go here, only paths to key files.",
     ]
-    for name, cls in SECTIONS.items():
-        lines += ["", f"[{name}]", f"# {(cls.__doc__ or '').strip()}"]
-        for f in dataclasses.fields(cls):
-            meta = dict(f.metadata)
-            lines.append(f"# {meta['doc']}{_constraint_text(meta)}")
-            if meta["required"]:
-                lines.append(f"{f.name} = {_toml_value(meta['example'])}    # required")
-            else:
-                default = _default_of(f)
-                lines.append(f"{f.name} = {_toml_value(default)}")
-    return "\n".join(lines) + "\n"
+    return render_sections(header, SECTIONS)

@@ -21,14 +21,23 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, mode: int, tmp_prefix: str = ".") -> None:
+def write_atomic(
+    path: Path, data: bytes, mode: int, tmp_prefix: str = ".", tmp_name: str | None = None
+) -> None:
     """Replace ``path`` with ``data`` (file ``mode``) atomically and durably.
 
     The temporary file is ``<tmp_prefix><name>.<random>`` beside the target, so a reader
-    of the folder can recognise (and discard) one left by a crash.
+    of the folder can recognise (and discard) one left by a crash. A writer that holds
+    its folder's lock may name it instead (``tmp_name``, beside the target): a leftover
+    then says which write it was (the outbox names the alert sequence number).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{tmp_prefix}{path.name}.")
+    if tmp_name is None:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{tmp_prefix}{path.name}.")
+    else:
+        tmp = str(path.parent / tmp_name)
+        Path(tmp).unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:

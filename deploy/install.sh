@@ -5,7 +5,7 @@
 # Usage: sudo deploy/install.sh [--no-apt] [--no-models] [--wheel FILE] [--help]
 #
 #   --no-apt       do not install system packages with apt
-#   --no-models    do not install and verify the pinned face models
+#   --no-models    do not install and verify the pinned face and plate models
 #   --wheel FILE   install the agent from this wheel instead of this source tree
 #   -h, --help     show this help
 #
@@ -370,14 +370,23 @@ install_systemd_python() {
 install_models() {
   [ "$DO_MODELS" = 1 ] || return 0
   local cli=("$D$VENV/bin/python" -m agent.cli.agent_main models)
-  if "${cli[@]}" verify --dir "$D$MODELS_DIR" >/dev/null 2>&1; then
+  if "${cli[@]}" verify --dir "$D$MODELS_DIR" --plates >/dev/null 2>&1; then
     say "models verified"
     models_readable
     return 0
   fi
   say "installing models into $MODELS_DIR"
-  "${cli[@]}" install --dir "$D$MODELS_DIR" || die "model install failed (see above)"
-  "${cli[@]}" verify --dir "$D$MODELS_DIR" || die "models failed verification after install"
+  # The plate models are read out of one wheel that pip fetches by its pinned hash and
+  # never installs (deploy/plate-models.txt says why); it is deleted afterwards.
+  local wheels
+  wheels=$(mktemp -d)
+  "$D$VENV/bin/python" -m pip --quiet --disable-pip-version-check download --no-deps \
+      --ignore-requires-python --require-hashes -d "$wheels" -r "$SRC/deploy/plate-models.txt" \
+    || { rm -rf "$wheels"; die "could not fetch the plate model wheel (see above)"; }
+  "${cli[@]}" install --dir "$D$MODELS_DIR" --plate-wheel "$wheels"/rapidocr_onnxruntime-*.whl \
+    || { rm -rf "$wheels"; die "model install failed (see above)"; }
+  rm -rf "$wheels"
+  "${cli[@]}" verify --dir "$D$MODELS_DIR" --plates || die "models failed verification after install"
   models_readable
 }
 

@@ -2,8 +2,13 @@
 
 Hub PKI and keys → broker (mutual TLS + ACL) on loopback → a device enrolled with keys
 born on it → a watchlist built from a few test identities → the hub receiver and the
-agent (a replay camera on a generated street scene) → activate → alerts at the hub
-(crops saved) → stop → the deployment report and the watchlist wipe → clean shutdown.
+hub service ``lfr-hub serve`` (intake + web console) and the agent (a replay camera on
+a generated street scene) → activate → alerts at the hub (crops and clips saved, and in
+the console) → stop → the deployment report and the watchlist wipe → clean shutdown.
+
+At a terminal the hub service then stays up with the demo's alerts in its console
+until Ctrl-C; with ``LFR_DEMO_HOLD=0``, ``CI`` set or no terminal (``.ci/run``) the
+demo finishes by itself.
 
 Re-runnable: everything lives under ``var/demo`` (wiped at the start).
 """
@@ -11,19 +16,28 @@ Re-runnable: everything lives under ``var/demo`` (wiped at the start).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
 import shutil
 import signal
-import sqlite3
+import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from agent.hub.store.alert_store import AlertStore
+from agent.hub.store.plate_alert_store import PlateAlertStore
+from agent.hub.store.report_store import DeploymentReportStore
+from hil.rig.unit_environment import unit_environment
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LFR_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -32,6 +46,10 @@ DEPLOYMENT = "demo-001"
 WATCHLIST_PEOPLE = ("deepface_id01", "deepface_id03")
 PASSERS_BY = ("deepface_id10", "deepface_id11")
 THRESHOLD = "0.5"
+#: The plates deployment: a hotlisted vehicle and one that is not (synthetic plates).
+PLATES_DEPLOYMENT = "demo-plates-001"
+HOTLISTED_PLATE = "KX19 LMN"
+OTHER_PLATE = "GD21 HVW"
 BIN = Path(sys.executable).parent
 
 
@@ -46,11 +64,13 @@ def show(words: Sequence[str], background: bool = False) -> None:
     print(line + (" &" if background else ""), flush=True)
 
 
-def start(cmd: Sequence[str | Path], stdout: IO[str] | int) -> subprocess.Popen[str]:
+def start(
+    cmd: Sequence[str | Path], stdout: IO[str] | int, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """Start a long-running command in the background, shown like every other."""
     words = [str(c) for c in cmd]
     show(words, background=True)
-    return subprocess.Popen(words, stdout=stdout, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(words, stdout=stdout, stderr=subprocess.STDOUT, text=True, env=env)
 
 
 def run(cmd: Sequence[str | Path], quiet: bool = False) -> str:
@@ -89,32 +109,139 @@ def stream(proc: subprocess.Popen[str], prefix: str) -> threading.Thread:
 
 
 def alert_count(db: Path) -> int:
+    """Alerts the hub has stored (0 before the hub has made its database)."""
     if not db.exists():
         return 0
-    with sqlite3.connect(db) as con:
-        try:
-            return int(con.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
+    store = AlertStore(db)
+    try:
+        return store.count()
+    finally:
+        store.close()
+
+
+def report_bodies(db: Path, deployment_id: str) -> list[dict[str, Any]]:
+    """The deployment's reports as the hub stored them (none before the database exists)."""
+    if not db.exists():
+        return []
+    store = DeploymentReportStore(db)
+    try:
+        return [r.body for r in store.for_deployment(deployment_id)]
+    finally:
+        store.close()
+
+
+def clip_state(lfr_hub: Path, db: Path, alert_id: str) -> str:
+    """What ``alerts show`` says of the alert's clip (not shown: the demo polls it)."""
+    res = subprocess.run(
+        [str(lfr_hub), "alerts", "show", alert_id, "--db", str(db), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return str(json.loads(res.stdout).get("clip", "")) if res.returncode == 0 else ""
+
+
+def clip_arrived(lfr_hub: Path, db: Path, alert_id: str) -> bool:
+    return clip_state(lfr_hub, db, alert_id) not in ("", "none received (yet)")
 
 
 def report_count(db: Path, deployment_id: str) -> int:
-    """Deployment reports the hub has stored for a deployment (0 before the table exists)."""
+    """Deployment reports the hub has stored for a deployment."""
+    return len(report_bodies(db, deployment_id))
+
+
+def _publish(lfr_hub: Path, hub: Path, path: Path, hub_tls: Sequence[str | Path]) -> None:
+    run(
+        [
+            lfr_hub, "--log-level", "warning", "publish", path,
+            "--device", DEVICE, "--db", hub / "alerts.db", *hub_tls,
+        ]
+    )  # fmt: skip
+
+
+def _signed(lfr_hub: Path, hub: Path, action: str, *extra: str | Path) -> Path:
+    out = hub / f"plates-{action}.json"
+    run(
+        [
+            lfr_hub, action, "--hub-dir", hub / "keys", "--operator", "supervisor-1",
+            "--device", DEVICE, "--deployment", PLATES_DEPLOYMENT, *extra, "--out", out,
+        ]
+    )  # fmt: skip
+    return out
+
+
+def _plates_deployment(
+    out: Path, hub: Path, device: Path, lfr_hub: Path, hub_tls: Sequence[str | Path]
+) -> None:
+    """Hotlist from a CSV → publish → plates activation → the hotlisted vehicle's plate
+    alert at the hub → stop → the plates report (counts only) → hotlist wiped."""
+    csv = hub / "hotlist.csv"
+    csv.write_text(
+        "plate,reason,category,expiry\n"
+        f"{HOTLISTED_PLATE},reported stolen (demo),stolen,\n"
+        "AB12 CDE,wanted driver (demo),wanted,\n"
+    )
+    print(f"  hotlist CSV {csv} (stays at the hub)")
+    hotlist = hub / f"{PLATES_DEPLOYMENT}.hotlist"
+    built = run(
+        [
+            lfr_hub, "hotlist", "build", "--csv", csv, "--device", DEVICE,
+            "--deployment", PLATES_DEPLOYMENT, "--out", hotlist, "--hub-dir", hub / "keys",
+            "--device-key", f"{DEVICE}={device / 'keys' / 'device-x25519-pub.pem'}",
+        ]
+    )  # fmt: skip
+    hotlist_hash = built.split("hotlist hash ")[1].split()[0]
+    _publish(lfr_hub, hub, hotlist, hub_tls)
+    log = device / "agent.log"
+    wait_for("the hotlist on the device", lambda: "hotlist stored" in log.read_text(), 60)
+    activation = _signed(
+        lfr_hub, hub, "activate", "--duration", "1h", "--lease", "10m",
+        "--hotlist", hotlist_hash, "--threshold", "0.5", "--officer", "PS 0002 Demo",
+    )  # fmt: skip
+    _publish(lfr_hub, hub, activation, hub_tls)
+    wait_for("a plate alert", lambda: plate_alert_count(hub / "alerts.db") >= 1, 90)
+    # Let the other vehicle cross too: it is read, counted, and forgotten on the camera.
+    time.sleep(8.0)
+    _publish(lfr_hub, hub, _signed(lfr_hub, hub, "stop", "--reason", "demo over"), hub_tls)
+    quiet_hub: list[str | Path] = [lfr_hub, "--log-level", "warning"]
+    reports = [*quiet_hub, "plates", "reports", "--db", hub / "alerts.db"]
+    wait_for(
+        "the plates report at the hub",
+        lambda: "plates deployment ended" in log.read_text() and bool(run(reports, quiet=True)),
+        30,
+    )
+    run([*quiet_hub, "plates", "list", "--db", hub / "alerts.db"])
+    run([*quiet_hub, "plates", "reports", "--db", hub / "alerts.db"])
+    listing = run([*quiet_hub, "plates", "list", "--db", hub / "alerts.db", "--json"], quiet=True)
+    images = out / "alert-images"
+    images.mkdir(exist_ok=True)
+    for line in listing.splitlines():
+        alert_id = json.loads(line)["alert_id"]
+        run(
+            [
+                *quiet_hub, "plates", "show", alert_id, "--db", hub / "alerts.db",
+                "--vehicle", images / f"plate-{alert_id}.jpg",
+            ],
+            quiet=True,
+        )  # fmt: skip
+        print(f"  plate alert {alert_id[:12]} vehicle crop → {images / f'plate-{alert_id}.jpg'}")
+    state_bytes = b"".join(p.read_bytes() for p in (device / "state").rglob("*") if p.is_file())
+    other = OTHER_PLATE.replace(" ", "").encode()
+    print(
+        f"  {OTHER_PLATE} (not hotlisted) in the device's state folder or log: "
+        f"{'FOUND' if other in state_bytes or OTHER_PLATE in log.read_text() else 'nowhere'}"
+    )
+
+
+def plate_alert_count(db: Path) -> int:
+    """Plate alerts the hub has stored (its own tables)."""
     if not db.exists():
         return 0
-    with sqlite3.connect(db) as con:
-        try:
-            query = "SELECT COUNT(*) FROM deployment_reports WHERE deployment_id = ?"
-            return int(con.execute(query, (deployment_id,)).fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
-
-
-def report_bodies(hub: Path, deployment_id: str) -> list[dict[str, Any]]:
-    """The deployment's reports as the hub stored them."""
-    with sqlite3.connect(hub / "alerts.db") as con:
-        query = "SELECT body FROM deployment_reports WHERE deployment_id = ? ORDER BY rowid"
-        return [json.loads(r[0]) for r in con.execute(query, (deployment_id,))]
+    store = PlateAlertStore(db)
+    try:
+        return store.count()
+    finally:
+        store.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (SHARED_DATA / "faces").is_dir():
         raise SystemExit(f"demo: test photos not found at {SHARED_DATA} (set LFR_SHARED_DATA)")
 
-    from hil.local_broker import HUB_CN, MOSQUITTO, MosquittoBroker
+    from hil.local_broker import MOSQUITTO, MosquittoBroker
     from hil.synthetic_scene import SceneSpec, generate_scene
 
     out: Path = args.out.resolve()
@@ -156,25 +283,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "localhost",
             ]
         )
+        # One certificate per hub process: the broker binds a session to a certificate.
         run([lfr_hub, "pki", "issue", "--dir", pki, "--hub", "main"])
+        run([lfr_hub, "pki", "issue", "--dir", pki, "--hub", "publish"])
         run([lfr_hub, "keys", "init", "--dir", hub / "keys", "--operator", "supervisor-1"])
 
-        say("2. Broker: mosquitto with mutual TLS and the per-device ACL, on loopback")
+        say("2. Broker: mosquitto with mutual TLS and per-client rules, on loopback")
         broker = MosquittoBroker(out / "broker")
         show([str(MOSQUITTO), "-c", str(broker.conf_path)], background=True)
         broker.start()
         broker_addr = f"{broker.host}:{broker.port}"
         print(f"  mosquitto listening on {broker_addr} (config {broker.conf_path})")
-        hub_tls: list[str | Path] = [
-            "--broker",
-            broker_addr,
-            "--ca",
-            pki / "ca.pem",
-            "--cert",
-            pki / "clients" / f"{HUB_CN}-cert.pem",
-            "--key",
-            pki / "clients" / f"{HUB_CN}-key.pem",
-        ]
+        hub_tls: list[str | Path] = ["--broker", broker_addr, "--pki-dir", pki]
+        # The broker allows nothing it was not told to: each hub process its role.
+        run([lfr_hub, "broker", "grant", "--hub", "main", "--role", "intake", *hub_tls])
+        run([lfr_hub, "broker", "grant", "--hub", "publish", "--role", "control", *hub_tls])
 
         say("3. Device: enrolment, with keys born on the device")
         enrol_device(out, lfr_agent, lfr_hub, hub, pki, keys, state, broker_addr, args.models_dir)
@@ -209,7 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "watchlist_hash"
         ]
 
-        say("5. A street scene for the replay camera (two watchlist people, two passers-by)")
+        say(
+            "5. A street scene for the replay camera (two watchlist people, two passers-by,"
+            " two vehicles)"
+        )
         scene = out / "scene"
         generate_scene(
             scene,
@@ -224,28 +350,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             SHARED_DATA / "scenes" / "no_faces",
             models_dir=args.models_dir,
         )
-        print(f"  {len(list(scene.glob('*.jpg')))} frames of 1280x720 in {scene}")
+        from hil.synthetic_plates import VehicleSpec, add_vehicles
 
-        say("6. Hub receiver and agent start; the camera stays closed")
-        watcher = start(
+        add_vehicles(
+            scene,
             [
-                lfr_hub,
-                "alerts",
-                "watch",
-                "--db",
-                hub / "alerts.db",
-                "--alert-key",
-                hub / "keys" / "hub-alert-x25519-key.pem",
-                *hub_tls,
+                VehicleSpec(HOTLISTED_PLATE, enter_s=0.5, seconds=3.0, width_px=460),
+                VehicleSpec(OTHER_PLATE, enter_s=4.0, seconds=3.0, left_to_right=False),
             ],
-            stdout=subprocess.PIPE,
+            fps=15.0,
+            seed=7,
         )
+        print(f"  {len(list(scene.glob('*.jpg')))} frames of 1280x720 in {scene}")
+        print(
+            f"  two vehicles cross it: {HOTLISTED_PLATE} (to be hotlisted) and {OTHER_PLATE}"
+            " (synthetic plates, OpenCV's font)"
+        )
+
+        say("6. Hub service (intake and web console) and agent start; the camera stays closed")
+        console = prepare_console(lfr_hub, hub, pki, broker_addr)
+        watcher = start([lfr_hub, "serve", "--config", console.config], stdout=subprocess.PIPE)
         procs.append(watcher)
         stream(watcher, "  hub │ ")
+        wait_for("the console", lambda: console_up(console), 60)
+        print(f"  console at {console.url} (HTTPS; certificate from the demo CA {pki / 'ca.pem'})")
         agent_log = (device / "agent.log").open("w")
         agent = start(
             [lfr_agent, "run", "--config", device / "agent.toml"],
             stdout=agent_log,
+            # As systemd would start it: the unit's Environment= (malloc tuning) too.
+            env={**unit_environment(), **os.environ},
         )
         procs.append(agent)
         wait_for("the agent", lambda: "agent ready" in (device / "agent.log").read_text(), 120)
@@ -261,6 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 hub / f"{DEPLOYMENT}.watchlist",
                 "--device",
                 DEVICE,
+                "--db",
+                hub / "alerts.db",
                 *hub_tls,
             ]
         )
@@ -304,6 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 hub / "activation.json",
                 "--device",
                 DEVICE,
+                "--db",
+                hub / "alerts.db",
                 *hub_tls,
             ]
         )
@@ -341,6 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 hub / "stop.json",
                 "--device",
                 DEVICE,
+                "--db",
+                hub / "alerts.db",
                 *hub_tls,
             ]
         )
@@ -367,16 +507,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         for entry in wiped:
             print(f"  audit: watchlist.wiped {json.dumps(entry.get('fields', entry))}")
         # The report the hub holds anchors the device's audit log as it stood then.
-        anchors = [f"{b['audit_seq']}:{b['audit_sha256']}" for b in report_bodies(hub, DEPLOYMENT)]
+        anchors = [
+            f"{b['audit_seq']}:{b['audit_sha256']}"
+            for b in report_bodies(hub / "alerts.db", DEPLOYMENT)
+        ]
         anchor_args = [arg for a in anchors for arg in ("--anchor", a)]
         run([lfr_agent, "audit", "verify", *anchor_args, "--config", device / "agent.toml"])
 
-        say("11. Adjudication material: every alert, its crop saved as an image")
+        say("10b. Number plates: a separate deployment with its own hotlist (docs/anpr.md)")
+        _plates_deployment(out, hub, device, lfr_hub, hub_tls)
+
+        say("11. Adjudication material: every alert, its crop saved as an image, its clip as MP4")
         # Names stay at the hub: the map from entry references to subjects never leaves it.
         hub_map = json.loads((hub / f"{DEPLOYMENT}.watchlist.hub-map.json").read_text())["refs"]
         listing = run([lfr_hub, "alerts", "list", "--db", hub / "alerts.db", "--json"], quiet=True)
         images = out / "alert-images"
-        images.mkdir()
+        images.mkdir(exist_ok=True)
         for line in listing.splitlines():
             alert_id = json.loads(line)["alert_id"]
             run(
@@ -398,6 +544,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  {alert_id[:12]}  entry {row['watchlist_entry']} ({subject})"
                 f"  score {row['score']:.3f}  → {images / (alert_id + '.jpg')}"
             )
+            # The clip follows its alert (3 s of post-roll, then the transfer).
+            wait_for(
+                f"the clip of alert {alert_id[:12]}",
+                functools.partial(clip_arrived, lfr_hub, hub / "alerts.db", alert_id),
+                60,
+            )
+            if clip_state(lfr_hub, hub / "alerts.db", alert_id).startswith("missing"):
+                print(f"  {alert_id[:12]}  clip {clip_state(lfr_hub, hub / 'alerts.db', alert_id)}")
+                continue
+            clip = images / f"{alert_id}.mp4"
+            run([lfr_hub, "alerts", "clip", alert_id, "--db", hub / "alerts.db", "--out", clip])
 
         say("12. Shut down")
         agent.send_signal(signal.SIGTERM)
@@ -408,10 +565,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         (hub / "report.txt").write_text(
             run([lfr_hub, "reports", "show", DEPLOYMENT, "--db", hub / "alerts.db"], quiet=True)
         )
-        print(f"\nAlert images:        {images}")
+        print(f"\nAlert images, clips: {images}")
         print(f"Deployment report:   {hub / 'report.txt'}")
         print(f"Device audit log:    {state / 'audit.jsonl'}")
         print(f"Demo finished in {time.monotonic() - t0:.0f} s.")
+        print_console_login(console)
+        if hold_open():
+            print("The hub service keeps running with the demo's alerts: press Ctrl-C to stop.")
+            try:
+                while watcher.poll() is None:
+                    time.sleep(1.0)
+            except KeyboardInterrupt:
+                print("\nstopping")
         return 0 if code == 0 else 1
     finally:
         for p in procs:
@@ -423,6 +588,97 @@ def main(argv: Sequence[str] | None = None) -> int:
                     p.kill()
         if broker is not None:
             broker.stop()
+
+
+DEMO_USER, DEMO_PASSWORD = "demo-operator", "demo password only"
+
+
+@dataclass(frozen=True)
+class DemoConsole:
+    config: Path
+    url: str
+    ca: Path
+    totp_uri: str
+
+
+def prepare_console(lfr_hub: Path, hub: Path, pki: Path, broker_addr: str) -> DemoConsole:
+    """The hub config for ``lfr-hub serve``, the console's certificate, the hub audit
+    key and a demo operator account."""
+    from hil.local_broker import free_port
+
+    run([lfr_hub, "pki", "issue", "--dir", pki, "--console", "127.0.0.1", "--console", "localhost"])
+    run([lfr_hub, "audit", "key", "--out", hub / "keys" / "hub-audit-key.pem"])
+    port = free_port()
+    config = hub / "hub.toml"
+    config.write_text(
+        f"""# The demo hub (lfr-hub serve --config {config})
+[database]
+url = "{hub / "alerts.db"}"
+
+[broker]
+address = "{broker_addr}"
+pki_dir = "{pki}"
+alert_key = "{hub / "keys" / "hub-alert-x25519-key.pem"}"
+
+[console]
+port = {port}
+tls_cert = "{pki / "console-cert.pem"}"
+tls_key = "{pki / "console-key.pem"}"
+
+[watchlists]
+maps_dir = "{hub}"
+
+[audit]
+log = "{hub / "audit" / "hub-audit.jsonl"}"
+signing_key = "{hub / "keys" / "hub-audit-key.pem"}"
+
+[logging]
+level = "warning"
+"""
+    )
+    show([str(lfr_hub), "user", "add", DEMO_USER, "--role", "operator", "--config", str(config)])
+    added = subprocess.run(
+        [
+            lfr_hub,
+            "user",
+            "add",
+            DEMO_USER,
+            "--role",
+            "operator",
+            "--config",
+            config,
+            "--password-stdin",
+        ],
+        input=DEMO_PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    uri = next(line for line in added.stdout.splitlines() if line.startswith("otpauth://"))
+    return DemoConsole(config, f"https://127.0.0.1:{port}", pki / "ca.pem", uri)
+
+
+def console_up(console: DemoConsole) -> bool:
+    ctx = ssl.create_default_context(cafile=str(console.ca))
+    try:
+        with urllib.request.urlopen(f"{console.url}/login", context=ctx, timeout=3) as r:
+            return bool(r.status == 200)
+    except (OSError, ssl.SSLError):
+        return False
+
+
+def print_console_login(console: DemoConsole) -> None:
+    secret = urllib.parse.parse_qs(urllib.parse.urlsplit(console.totp_uri).query)["secret"][0]
+    print(f"\nConsole:             {console.url}  (trust {console.ca}, or accept the warning)")
+    print(f"Demo login:          {DEMO_USER} / {DEMO_PASSWORD}")
+    print(f"Its TOTP key:        {secret}  (authenticator app, or: oathtool --totp -b {secret})")
+
+
+def hold_open() -> bool:
+    """Keep the hub running for a person at a terminal; never in CI or when told not to."""
+    if os.environ.get("LFR_DEMO_HOLD", "").strip() == "0" or os.environ.get("CI"):
+        return False
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 def enrol_device(
@@ -463,6 +719,10 @@ require_clock_sync = false
 
 [health]
 status_interval_s = 5.0
+
+[plates]
+# Number plates (docs/anpr.md): a separate deployment with its own hotlist.
+enabled = true
 """)
     print(f"  device config written to {config}")
     run(
@@ -498,6 +758,7 @@ status_interval_s = 5.0
             hub / "alerts.db",
         ]
     )
+    run([lfr_hub, "broker", "grant", "--device", DEVICE, "--broker", broker_addr, "--pki-dir", pki])
     fingerprint = next(
         line.split("hub root", 1)[1].strip()
         for line in approval.splitlines()

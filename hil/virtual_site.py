@@ -20,15 +20,16 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from agent.hub.activation_issuer import ActivationIssuer
-from agent.hub.alert_store import AlertStore
-from agent.hub.operator_keys import HubKeyStore, HubKeyStoreError
+from agent.hub.keys.activation_issuer import ActivationIssuer
+from agent.hub.keys.operator_keys import HubKeyStore, HubKeyStoreError
+from agent.hub.keys.pki import hub_identity
+from agent.hub.store.alert_store import AlertStore
 from agent.matching.watchlist_bundle import SealedBundle, WatchlistContent, build_bundle
+from agent.protocol.topics import activation_topic, watchlist_topic
 from agent.transport.mqtt_link import MqttLink
-from agent.transport.topics import activation_topic, watchlist_topic
 from agent.trust.device_keys import DeviceKeys, generate_device_keys
 from agent.trust.key_files import load_public_key
-from hil.local_broker import HUB_CN, MosquittoBroker
+from hil.local_broker import MosquittoBroker
 
 SUPERVISOR = "supervisor-1"
 
@@ -178,8 +179,10 @@ status_interval_s = 2.0
         return DeviceProcess(proc, log_path)
 
     # -- hub ---------------------------------------------------------------------------------
-    def hub_link(self, client_id: str = "hub-main-control") -> MqttLink:
-        return MqttLink(self.broker.client_settings(HUB_CN, client_id))
+    def hub_link(self, name: str = "main") -> MqttLink:
+        """A hub connection as ``hub.<name>`` (every hub role). The broker binds a session
+        to its certificate, so two links that run at once need two names."""
+        return MqttLink(self.broker.client_settings(hub_identity(name)))
 
     def issuer(self) -> ActivationIssuer:
         return ActivationIssuer(self.hub, SUPERVISOR)

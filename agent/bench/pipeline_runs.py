@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.bench.evidence_load import EvidenceLoad
 from agent.bench.figures import summarise_ms
 from agent.bench.naive_pipeline import read_frame
 from agent.camera.frame_source import BgrImage, Frame
@@ -30,8 +31,9 @@ from agent.camera.replay_source import ReplaySource
 from agent.config import AgentConfig
 from agent.errors import UsageError
 from agent.matching.gallery import Gallery
-from agent.vision.face_pipeline import STAGES, FacePipeline, MatchCandidate
+from agent.vision.face_pipeline import FacePipeline, MatchCandidate
 from agent.vision.model_store import PinnedModel
+from agent.vision.stage_timings import STAGES
 
 
 def _pipeline(
@@ -45,7 +47,8 @@ def _pipeline(
     pipeline.set_watchlist(gallery, threshold, pipeline.model_id)
     # First runs of an onnxruntime session allocate and pick kernels: not part of the figures.
     pipeline.detector.detect(np.zeros((720, 1280, 3), np.uint8))
-    pipeline.embedder.embed([np.zeros((112, 112, 3), np.uint8)])
+    size = pipeline.embedder.input_size
+    pipeline.embedder.embed([np.zeros((size, size, 3), np.uint8)])
     return pipeline
 
 
@@ -64,17 +67,32 @@ def run_sustained(
     gallery: Gallery,
     threshold: float,
     images: Sequence[BgrImage],
+    *,
+    evidence: EvidenceLoad | None = None,
+    scene_fps: float | None = None,
 ) -> dict[str, Any]:
-    """Frames per second over the whole clip (wall clock, embeddings drained), stage timings."""
+    """Frames per second over the whole clip (wall clock, embeddings drained), stage timings.
+
+    ``scene_fps`` stamps frame *i* at ``start + i / scene_fps`` (the scene's own time, as a
+    camera would) instead of when it is handed over; ``evidence`` gets every frame and
+    every match, as the daemon's clip maker does, and works beside the pipeline."""
     pipeline = _pipeline(cfg, models, threads, gallery, threshold)
     refs: set[str] = set()
     per_frame = []
     t_start = time.perf_counter()
+    mono0 = time.monotonic()
     for i, image in enumerate(images):
         t0 = time.perf_counter()
-        found = pipeline.process(Frame(i + 1, time.monotonic(), image))
+        stamp = mono0 + i / scene_fps if scene_fps else time.monotonic()
+        frame = Frame(i + 1, stamp, image)
+        if evidence is not None:
+            evidence.offer(frame)
+        found = pipeline.process(frame)
         per_frame.append(time.perf_counter() - t0)
         refs.update(c.ref for c in found)
+        if evidence is not None:
+            for c in found:
+                evidence.alert(c.decision_t_mono)
     t_flush = time.perf_counter()
     refs.update(c.ref for c in pipeline.flush())
     t_end = time.perf_counter()

@@ -20,6 +20,7 @@ from types import ModuleType
 from agent import __version__
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, load_config
 from agent.errors import LfrError, UsageError
+from agent.untrusted_text import escaped_output
 
 EXIT_CODES_TEXT = """exit codes:
   0    success
@@ -162,6 +163,13 @@ def run_main(
         module.register(sub)
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    # Everything a command prints may hold text from outside (a camera's alert fields,
+    # a report, a device status): shown escaped, never as terminal control.
+    with escaped_output():
+        return _run(prog, handler, args)
+
+
+def _run(prog: str, handler: Handler, args: argparse.Namespace) -> int:
     try:
         apply_top_level_config(prog, args)
         setup_logging(args.log_level or config_log_level(args))

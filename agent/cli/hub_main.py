@@ -9,28 +9,47 @@ from agent.cli.common import run_main
 from agent.cli.hub_commands import (
     activation_cmd,
     alerts_cmd,
+    audit_cmd,
+    broker_cmd,
+    calibrate_cmd,
     device_cmd,
+    evidence_cmd,
+    hotlist_cmd,
     keys_cmd,
     operator_cmd,
     pki_cmd,
+    plates_cmd,
     publish_cmd,
     reports_cmd,
+    results_cmd,
+    serve_cmd,
+    user_cmd,
     watchlist_cmd,
 )
 
 DESCRIPTION = """Live facial recognition hub tools (operator side): keys, activations,
-watchlists, alert receipt and adjudication, deployment reports."""
+watchlists and plate hotlists, threshold calibration, alert receipt and adjudication,
+clips and recording, deployment reports and the public results."""
 
 COMMANDS: list[ModuleType] = [
     keys_cmd,
     operator_cmd,
     activation_cmd,
     pki_cmd,
+    broker_cmd,
     alerts_cmd,
+    plates_cmd,
     watchlist_cmd,
+    hotlist_cmd,
+    calibrate_cmd,
     publish_cmd,
     reports_cmd,
+    results_cmd,
     device_cmd,
+    evidence_cmd,
+    serve_cmd,
+    user_cmd,
+    audit_cmd,
 ]
 
 

@@ -19,7 +19,17 @@ from agent.errors import LfrError
 RATE_FLOOR = 1e-3
 WIDTH, HEIGHT = 760, 640
 LEFT, RIGHT, TOP, BOTTOM = 90, 30, 50, 80
-COLOURS = [(200, 90, 20), (30, 30, 210), (40, 150, 40), (150, 40, 150), (20, 160, 200)]
+# BGR, distinct enough for eight curves (four paths × two score kinds).
+COLOURS = [
+    (200, 90, 20),
+    (30, 30, 210),
+    (40, 150, 40),
+    (150, 40, 150),
+    (20, 160, 200),
+    (120, 120, 120),
+    (0, 0, 0),
+    (180, 180, 30),
+]
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 Curve = tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]  # (fpir, fnir)

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.errors import UsageError
-from agent.evaluation.openset import SplitScores, tpir_at_fpir
+from agent.evaluation.openset import SplitScores, d_prime, tpir_at_fpir
 from agent.matching.gallery import Gallery
 from agent.vision.shot_fusion import FUSION_METHODS, ShotAccumulator
 
@@ -80,6 +80,7 @@ def _fuse(
     ranks: npt.NDArray[np.float64],
     gallery: Gallery,
     top_k: int,
+    score: str = "cosine",
 ) -> tuple[str, float]:
     """The track's best top-1 (entry, score) over its shots so far.
 
@@ -88,25 +89,18 @@ def _fuse(
     """
     acc = ShotAccumulator("best_of" if method == ONE_SHOT else method)
     rows = track.rows[:1] if method == ONE_SHOT else track.rows
-    best: tuple[int, float] | None = None
+    best: tuple[int, float, float] | None = None
     for r in rows:
         probe = acc.add(embeddings[r], float(ranks[r]))
-        scores, idx = gallery.search(probe[None, :], top_k)
-        top = acc.fuse_scores(scores[0], idx[0])[0]
+        top_k_ranking = gallery.rank(probe[None, :], top_k, score)
+        top = acc.fuse_scores(
+            top_k_ranking.scores[0], top_k_ranking.indices[0], top_k_ranking.cosines[0]
+        )[0]
         if best is None or top[1] > best[1]:
             best = top
     acc.clear()
     assert best is not None
     return gallery.refs[best[0]], best[1]
-
-
-def d_prime(mated: Sequence[float], nonmated: Sequence[float]) -> float:
-    """Separation of two score distributions in pooled standard deviations (NaN if too few)."""
-    m, n = np.asarray(mated, np.float64), np.asarray(nonmated, np.float64)
-    if len(m) < 2 or len(n) < 2:
-        return float("nan")
-    spread = np.sqrt((m.var(ddof=1) + n.var(ddof=1)) / 2)
-    return float(abs(m.mean() - n.mean()) / spread) if spread > 0 else float("inf")
 
 
 def compare_fusion(
@@ -120,8 +114,14 @@ def compare_fusion(
     watchlist_fraction: float = 0.5,
     top_k: int = 3,
     fpir_targets: Sequence[float] = (0.01, 0.05, 0.1),
+    score: str = "cosine",
+    fillers: FloatArray | None = None,
 ) -> dict[str, Any]:
-    """TPIR@FPIR and d′ of each fusion method (and one shot) on k-photo tracks."""
+    """TPIR@FPIR and d′ of each fusion method (and one shot) on k-photo tracks.
+
+    ``fillers`` (crowd faces) join every split's watchlist as entries never probed, which
+    S-norm needs (CohortTooSmall otherwise). TPIR at a target FPIR is given only where a
+    split has at least 1/target non-mated tracks (NaN otherwise)."""
     if shots < 2:
         raise UsageError(f"eval: a fused track needs at least 2 shots, got {shots}")
     if not len(identities) == len(embeddings) == len(ranks):
@@ -139,21 +139,25 @@ def compare_fusion(
         )
         if not enrol_rows:
             raise UsageError("eval: no watchlist identity has a photo with a detectable face")
-        gallery = Gallery(embeddings[enrol_rows], enrol_refs)
+        entries, refs = embeddings[enrol_rows], list(enrol_refs)
+        if fillers is not None and len(fillers):
+            entries = np.concatenate([entries, fillers])
+            refs += [f"\x00crowd{i}" for i in range(len(fillers))]
+        gallery = Gallery(entries, refs)
         mated_tracks += sum(t.mated for t in tracks)
         nonmated_tracks += sum(not t.mated for t in tracks)
         for method in methods:
             m_scores, m_correct, n_scores = [], [], []
             for track in tracks:
-                ref, score = _fuse(method, track, embeddings, ranks, gallery, top_k)
+                ref, value = _fuse(method, track, embeddings, ranks, gallery, top_k, score)
                 if track.mated:
-                    m_scores.append(score)
+                    m_scores.append(value)
                     m_correct.append(ref == track.identity)
                     if ref == track.identity:
-                        mated_pool[method].append(score)
+                        mated_pool[method].append(value)
                 else:
-                    n_scores.append(score)
-                    nonmated_pool[method].append(score)
+                    n_scores.append(value)
+                    nonmated_pool[method].append(value)
             per_split[method].append(
                 SplitScores(
                     len(enrol_rows),
@@ -162,12 +166,14 @@ def compare_fusion(
                     np.asarray(n_scores, np.float32),
                 )
             )
+        gallery.clear()
     if not mated_tracks or not nonmated_tracks:
         raise UsageError(
             f"eval: too few photos per identity for {shots}-shot tracks "
             f"(mated tracks {mated_tracks}, non-mated {nonmated_tracks})"
         )
     out: dict[str, Any] = {
+        "score": score,
         "shots_per_track": shots,
         "splits": splits,
         "mated_tracks_per_split": round(mated_tracks / splits, 2),
@@ -178,7 +184,7 @@ def compare_fusion(
         results = per_split[method]
         at_fpir = {}
         for target in fpir_targets:
-            values = [tpir_at_fpir(r, target)[0] for r in results if len(r.mated_scores)]
+            values = [tpir_at_fpir(r, target, score)[0] for r in results if len(r.mated_scores)]
             at_fpir[f"{target:g}"] = _mean(values)
         mated, nonmated = mated_pool[method], nonmated_pool[method]
         out["methods"][method] = {

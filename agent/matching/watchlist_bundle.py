@@ -37,6 +37,13 @@ through ``embeddings_sha256``, to every embedding. Activations name it.
 One file serves every device named at build time: the 32-byte content key is
 fresh per file (so the zero nonce is safe) and is sealed to each device's
 X25519 key. ``key_id`` is the SHA-256 of that device key.
+
+**Hub copy.** The hub may add one more recipient, ``HUB_RECIPIENT`` (``"@hub"``,
+which no device id can be), whose box is sealed to the hub alert key with
+``aad = "@hub"`` and ``info = b"lfr/v1 watchlist hub"``. It lets the hub that built
+a watchlist open it again to calibrate thresholds against exactly the entries a
+device will match (``open_hub_copy``); devices ignore it. Bundles built without
+it still load everywhere; the hub then cannot calibrate against them.
 """
 
 from __future__ import annotations
@@ -60,6 +67,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from agent.errors import CheckFailed
+from agent.protocol.fields import DEVICE_ID_RE as DEVICE_ID_RE
+from agent.protocol.fields import HEX64_RE, REF_RE
+from agent.protocol.fields import MAX_REF_LEN as MAX_REF_LEN
 from agent.trust.key_certificates import NAME_PATTERN
 from agent.trust.sealed_box import SealedBoxError, open_box, seal
 from agent.trust.signed_document import (
@@ -74,20 +84,23 @@ from agent.trust.signed_document import (
 
 WATCHLIST_PAYLOAD_TYPE = "application/vnd.lfr.watchlist+json; v=1"
 WATCHLIST_INFO = b"lfr/v1 watchlist"
+WATCHLIST_HUB_INFO = b"lfr/v1 watchlist hub"
+HUB_RECIPIENT = "@hub"
 BUNDLE_FORMAT = 1
 SEALED_MAGIC = b"LFRWLS01"
 INNER_MAGIC = b"LFRWLI01"
 DTYPE = "<f2"
 MAX_HEADER_BYTES = 64 * 1024
-MAX_REF_LEN = 64
 _NONCE = b"\x00" * 12
 _TAG_LEN = 16
 
-DEVICE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 # The activations' pattern: a watchlist is never built for a deployment that cannot be activated.
 DEPLOYMENT_ID_RE = re.compile(NAME_PATTERN)
-_REF_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_REF_LEN - 1}}}$")
-_HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+_REF_RE = REF_RE
+_HEX64_RE = HEX64_RE
+#: The sealed header and each of its recipient entries hold exactly these keys.
+_HEADER_KEYS = {"format", "recipients"}
+_RECIPIENT_KEYS = {"device", "key_id", "key_box"}
 _BODY_KEYS = {
     "format",
     "deployment_id",
@@ -183,9 +196,11 @@ def build_bundle(
     content: WatchlistContent,
     signing_key: Ed25519PrivateKey,
     recipients: Mapping[str, X25519PublicKey],
+    hub_key: X25519PublicKey | None = None,
 ) -> SealedBundle:
     """Sign ``content`` with the hub watchlist key and encrypt it to every device in
-    ``content.devices``; ``recipients`` maps each of them to its X25519 public key."""
+    ``content.devices``; ``recipients`` maps each of them to its X25519 public key.
+    With ``hub_key`` (the hub alert key) the hub can open it again (``open_hub_copy``)."""
     emb = _check_content(content)
     missing = [d for d in content.devices if d not in recipients]
     if missing:
@@ -207,20 +222,42 @@ def build_bundle(
     envelope = sign_document(WATCHLIST_PAYLOAD_TYPE, body, signing_key)
     watchlist_hash = hashlib.sha256(canonical_json(body)).hexdigest()
     inner = INNER_MAGIC + struct.pack(">I", len(envelope)) + envelope + emb_bytes
+    data = seal_for_devices(inner, content.devices, recipients, hub_key=hub_key)
+    return SealedBundle(data, watchlist_hash, len(data))
 
+
+def seal_for_devices(
+    inner: bytes,
+    devices: Sequence[str],
+    recipients: Mapping[str, X25519PublicKey],
+    magic: bytes = SEALED_MAGIC,
+    hub_key: X25519PublicKey | None = None,
+) -> bytes:
+    """The sealed file around a signed inner bundle: a fresh content key, sealed to each
+    device's X25519 key (and to ``hub_key``, when given, so the hub can open it again).
+    Plate hotlists travel in the same sealed file (their inner bundle has its own magic
+    and signed payload type)."""
     content_key = ChaCha20Poly1305.generate_key()
     boxes = []
-    for dev in content.devices:
+    for dev in devices:
         pub = recipients[dev]
         box = seal(pub, content_key, aad=dev.encode(), info=WATCHLIST_INFO)
         boxes.append(
             {"device": dev, "key_id": key_id(pub), "key_box": base64.b64encode(box).decode()}
         )
+    if hub_key is not None:
+        box = seal(hub_key, content_key, aad=HUB_RECIPIENT.encode(), info=WATCHLIST_HUB_INFO)
+        boxes.append(
+            {
+                "device": HUB_RECIPIENT,
+                "key_id": key_id(hub_key),
+                "key_box": base64.b64encode(box).decode(),
+            }
+        )
     header = canonical_json({"format": BUNDLE_FORMAT, "recipients": boxes})
-    prefix = SEALED_MAGIC + struct.pack(">I", len(header)) + header
+    prefix = magic + struct.pack(">I", len(header)) + header
     ciphertext = ChaCha20Poly1305(content_key).encrypt(_NONCE, inner, prefix)
-    data = prefix + ciphertext
-    return SealedBundle(data, watchlist_hash, len(data))
+    return prefix + ciphertext
 
 
 @dataclass(frozen=True)
@@ -239,62 +276,79 @@ class SealedHeader:
         return next((r for r in self.recipients if r.device == device_id), None)
 
 
-def read_sealed_header(data: bytes) -> SealedHeader:
+def read_sealed_header(
+    data: bytes, what: str = "watchlist", magic: bytes = SEALED_MAGIC
+) -> SealedHeader:
     """Parse the clear header of a sealed file (nothing is decrypted or trusted yet)."""
-    if len(data) < len(SEALED_MAGIC) + 4 or data[: len(SEALED_MAGIC)] != SEALED_MAGIC:
-        raise WatchlistError("not-a-bundle", "watchlist: not a sealed watchlist bundle")
+    if len(data) < len(magic) + 4 or data[: len(magic)] != magic:
+        raise WatchlistError("not-a-bundle", f"{what}: not a sealed {what} bundle")
     (n,) = struct.unpack(">I", data[8:12])
     if n > MAX_HEADER_BYTES or 12 + n + _TAG_LEN > len(data):
-        raise WatchlistError("malformed", "watchlist: sealed header length is out of range")
+        raise WatchlistError("malformed", f"{what}: sealed header length is out of range")
     try:
         header = loads_untrusted(data[12 : 12 + n])
     except UntrustedJsonError as exc:
-        raise WatchlistError("malformed", f"watchlist: sealed header: {exc}") from exc
+        raise WatchlistError("malformed", f"{what}: sealed header: {exc}") from exc
     if not isinstance(header, dict) or header.get("format") != BUNDLE_FORMAT:
-        raise WatchlistError("malformed", "watchlist: unknown sealed header format")
+        raise WatchlistError("malformed", f"{what}: unknown sealed header format")
+    if set(header) != _HEADER_KEYS:
+        raise WatchlistError("malformed", f"{what}: sealed header fields are not the expected set")
     raw = header.get("recipients")
     if not isinstance(raw, list) or not raw:
-        raise WatchlistError("malformed", "watchlist: sealed header lists no recipients")
+        raise WatchlistError("malformed", f"{what}: sealed header lists no recipients")
     out = []
     for i, r in enumerate(raw):
-        if not isinstance(r, dict) or not all(
-            isinstance(r.get(k), str) for k in ("device", "key_id", "key_box")
+        if (
+            not isinstance(r, dict)
+            or set(r) != _RECIPIENT_KEYS
+            or not all(isinstance(r[k], str) for k in _RECIPIENT_KEYS)
+            or not (r["device"] == HUB_RECIPIENT or DEVICE_ID_RE.fullmatch(r["device"]))
+            or not HEX64_RE.fullmatch(r["key_id"])
         ):
-            raise WatchlistError("malformed", f"watchlist: recipient {i} is malformed")
+            raise WatchlistError("malformed", f"{what}: recipient {i} is malformed")
         try:
             box = base64.b64decode(r["key_box"], validate=True)
         except binascii.Error as exc:
-            raise WatchlistError(
-                "malformed", f"watchlist: recipient {i} box is not base64"
-            ) from exc
+            raise WatchlistError("malformed", f"{what}: recipient {i} box is not base64") from exc
         out.append(Recipient(r["device"], r["key_id"], box))
     return SealedHeader(tuple(out), 12 + n)
 
 
-def decrypt_for_device(data: bytes, device_id: str, device_key: X25519PrivateKey) -> bytearray:
+def decrypt_for_device(
+    data: bytes,
+    device_id: str,
+    device_key: X25519PrivateKey,
+    what: str = "watchlist",
+    magic: bytes = SEALED_MAGIC,
+    info: bytes = WATCHLIST_INFO,
+) -> bytearray:
     """Decrypt a sealed file with this device's X25519 key. Returns the inner bundle in a
     mutable buffer the caller zeroes when done (see ``OpenedWatchlist.wipe``)."""
-    header = read_sealed_header(data)
+    header = read_sealed_header(data, what, magic)
     mine = header.for_device(device_id)
-    if mine is None:
-        names = ", ".join(r.device for r in header.recipients[:5])
+    if mine is None and device_id == HUB_RECIPIENT:
         raise WatchlistError(
-            "wrong-device", f"watchlist: made for {names}, not for this device {device_id}"
+            "no-hub-copy",
+            f"{what}: built without a hub copy (before hub calibration existed); "
+            "rebuild it with 'lfr-hub watchlist build' to calibrate against it",
+        )
+    if mine is None:
+        names = ", ".join(r.device for r in header.recipients if r.device != HUB_RECIPIENT)
+        raise WatchlistError(
+            "wrong-device", f"{what}: made for {names}, not for this device {device_id}"
         )
     if mine.key_id != key_id(device_key.public_key()):
         raise WatchlistError(
             "wrong-device",
-            f"watchlist: encrypted to another X25519 key for {device_id} "
+            f"{what}: encrypted to another X25519 key for {device_id} "
             "(device keys were regenerated since the hub enrolled them?)",
         )
     try:
-        content_key = open_box(
-            device_key, mine.key_box, aad=device_id.encode(), info=WATCHLIST_INFO
-        )
+        content_key = open_box(device_key, mine.key_box, aad=device_id.encode(), info=info)
     except SealedBoxError as exc:
-        raise WatchlistError("undecryptable", f"watchlist: key box {exc}") from exc
+        raise WatchlistError("undecryptable", f"{what}: key box {exc}") from exc
     if len(content_key) != 32:
-        raise WatchlistError("malformed", "watchlist: content key has the wrong length")
+        raise WatchlistError("malformed", f"{what}: content key has the wrong length")
     prefix = memoryview(data)[: header.prefix_len]
     ct = memoryview(data)[header.prefix_len :]
     buf = bytearray(len(ct) - _TAG_LEN)
@@ -302,7 +356,7 @@ def decrypt_for_device(data: bytes, device_id: str, device_key: X25519PrivateKey
         ChaCha20Poly1305(content_key).decrypt_into(_NONCE, ct, prefix, buf)
     except InvalidTag as exc:
         raise WatchlistError(
-            "tampered", "watchlist: does not decrypt (file altered or truncated)"
+            "tampered", f"{what}: does not decrypt (file altered or truncated)"
         ) from exc
     return buf
 
@@ -374,7 +428,11 @@ def verify_inner(inner: bytearray, find_signing_key: FindSigningKey) -> OpenedWa
         raise WatchlistError("malformed", "watchlist: times must be finite numbers")
     model = _field(body, "model", dict)
     model_id, model_sha = model.get("id"), model.get("sha256")
-    if not isinstance(model_id, str) or not isinstance(model_sha, str):
+    if (
+        set(model) != {"id", "sha256"}
+        or not isinstance(model_id, str)
+        or not isinstance(model_sha, str)
+    ):
         raise WatchlistError("malformed", "watchlist: field 'model' is malformed")
     count = _field(body, "count", int)
     dim = _field(body, "dim", int)
@@ -433,6 +491,19 @@ def open_bundle(
             f"watchlist: signed for {', '.join(opened.devices[:5])}, not {device_id}",
         )
     return opened
+
+
+def open_hub_copy(
+    data: bytes, hub_key: X25519PrivateKey, find_signing_key: FindSigningKey
+) -> OpenedWatchlist:
+    """Decrypt and verify a sealed file with the hub alert key (its ``"@hub"`` recipient):
+    signature by a trusted watchlist key and the embeddings hash, as a device would."""
+    inner = decrypt_for_device(data, HUB_RECIPIENT, hub_key, info=WATCHLIST_HUB_INFO)
+    try:
+        return verify_inner(inner, find_signing_key)
+    except BaseException:
+        inner[:] = bytes(len(inner))
+        raise
 
 
 def check_model(opened: OpenedWatchlist, model_id: str, model_sha256: str) -> None:

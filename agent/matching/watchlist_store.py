@@ -18,13 +18,25 @@ Life of a watchlist on the device:
 4. **wipe**: on deployment end, signed stop, operator command, at the end of
    the last activation window it was bound to (``tick``: a deployment that ended
    by a lapsed lease, a camera failure or a restart and was never stopped), or
-   in any case 24 h after expiry (``tick``): the file is overwritten with zeros,
-   fsynced, unlinked, its folder fsynced, and the gallery memory is cleared.
+   in any case 24 h after expiry (``tick``): the wipe is first recorded in the
+   index (``wiping``), then the file is overwritten with zeros, fsynced, unlinked,
+   its folder fsynced, the gallery memory is cleared, and the record is removed.
+
+Power cuts: a wipe cut short (a half-overwritten file) is finished when the store is
+next opened, with its recorded reason; a bundle or index cut short while being
+written (a leftover temporary file) is destroyed then; a bundle written but not yet
+in the index is destroyed as an orphan. So the folder only ever holds whole sealed
+bundles the index lists, and a wipe once started is never undone.
 
 Every step is audited: ``watchlist.loaded``, ``watchlist.bound``,
 ``watchlist.released``, ``watchlist.wiped`` (+reason), ``watchlist.refused``
 (+reason). The per-deployment high-water mark of creation times survives wipes,
 so a wiped or superseded bundle can never be brought back.
+
+The life cycle is the same for the plate hotlist (``agent/matching/hotlist_store.py``):
+``SealedListStore`` holds it once; ``WatchlistStore`` and ``HotlistStore`` say how their
+bundle is opened and checked and what is held in memory while bound, and each keeps its
+own folder, audit events (``watchlist.*`` / ``hotlist.*``) and messages.
 """
 
 from __future__ import annotations
@@ -39,7 +51,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -71,6 +83,17 @@ INDEX_FORMAT = 1
 
 MakeGallery = Callable[[npt.NDArray[np.float16], list[str]], Gallery]
 Audit = Callable[..., None]
+
+
+class BoundList(Protocol):
+    """What a bound list holds in memory: its entry count, and a way to overwrite it."""
+
+    def __len__(self) -> int: ...
+
+    def clear(self) -> None: ...
+
+
+BoundT = TypeVar("BoundT", bound=BoundList)
 
 
 class WatchlistStoreError(LfrError):
@@ -128,8 +151,14 @@ class ImportResult:
     replaced: tuple[str, ...] = ()
 
 
-class WatchlistStore:
-    """The sealed watchlists of one device and the one bound gallery (if any)."""
+class SealedListStore(Generic[BoundT]):
+    """The sealed lists of one kind on one device and the one bound in memory (if any).
+
+    Subclasses name the kind (``KIND``: folder, audit events, messages) and implement
+    ``_open_checked`` (decrypt and check a bundle) and ``_make_bound`` (what to hold)."""
+
+    KIND: ClassVar[str] = "watchlist"
+    SUFFIX: ClassVar[str] = BUNDLE_SUFFIX
 
     def __init__(
         self,
@@ -143,61 +172,57 @@ class WatchlistStore:
         max_bundle_bytes: int = 8 * 1024 * 1024,
         audit: Audit | None = None,
         clock: Callable[[], float] = time.time,
-        make_gallery: MakeGallery = Gallery,
     ) -> None:
-        """``find_signing_key(now)`` returns the key finder for watchlist signers valid at
+        """``find_signing_key(now)`` returns the key finder for list signers valid at
         ``now`` (e.g. ``HubTrustStore.watchlist_key_finder``); ``audit(event, **fields)``
         records each step (e.g. ``AuditLog.append``)."""
-        self.dir = state_dir / "watchlists"
+        self.dir = state_dir / f"{self.KIND}s"
         self.device_id = device_id
         self._key = device_key
         self._find_signing_key = find_signing_key
         self.model_id = model_id
         self.model_sha256 = model_sha256
         self.max_bundle_bytes = max_bundle_bytes
-        self._audit = audit or (lambda event, **fields: None)
+        self._audit_fn: Audit = audit or (lambda event, **fields: None)
         self._clock = clock
-        self._make_gallery = make_gallery
         self._lock = threading.RLock()
-        self._bound: tuple[str, Gallery] | None = None
+        self._bound: tuple[str, BoundT] | None = None
         self._stored: dict[str, StoredWatchlist] = {}
         self._high_water: dict[str, float] = {}
+        #: Wipes on record but maybe not finished (a power cut): hash → reason, deployment.
+        self._wiping: dict[str, dict[str, str | None]] = {}
         try:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise WatchlistStoreError(
-                f"watchlist: cannot create {self.dir} ({exc.strerror})"
+                f"{self.KIND}: cannot create {self.dir} ({exc.strerror})"
             ) from exc
         with self._locked():
-            self._remove_orphans()
+            self._finish_interrupted_work()
 
-    @classmethod
-    def from_config(
-        cls,
-        cfg: AgentConfig,
-        *,
-        device_key: X25519PrivateKey,
-        find_signing_key: Callable[[float], FindSigningKey],
-        embedder: PinnedModel,
-        audit: Audit | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> WatchlistStore:
-        """The store of a configured device, checking bundles against its embedder."""
-        return cls(
-            cfg.paths.state_dir,
-            device_id=cfg.device.id,
-            device_key=device_key,
-            find_signing_key=find_signing_key,
-            model_id=embedder.model_id,
-            model_sha256=embedder.sha256,
-            max_bundle_bytes=cfg.watchlist.max_bundle_mb * 1024 * 1024,
-            audit=audit,
-            clock=clock,
-        )
+    def _audit(self, event: str, **fields: Any) -> None:
+        """``watchlist.loaded`` … for a watchlist, ``hotlist.loaded`` … for a hotlist; the
+        list's hash is recorded as ``<kind>_hash``."""
+        name, _, step = event.partition(".")
+        if name == "watchlist" and self.KIND != "watchlist":
+            event = f"{self.KIND}.{step}"
+            if "watchlist_hash" in fields:
+                fields[f"{self.KIND}_hash"] = fields.pop("watchlist_hash")
+        self._audit_fn(event, **fields)
+
+    def _open_checked(self, data: bytes, now: float) -> Any:
+        """Decrypt and check a sealed bundle (signature, device, scheme, expiry): an
+        opened list with ``watchlist_hash``, ``deployment_id``, ``created_at``,
+        ``expires_at``, ``count``, ``model_id`` and ``wipe()``; WatchlistError if not."""
+        raise NotImplementedError
+
+    def _make_bound(self, opened: Any) -> BoundT:
+        """What is held in memory while the list is bound (its own copy of the entries)."""
+        raise NotImplementedError
 
     # -- persistence --------------------------------------------------------------------
     def _path(self, watchlist_hash: str) -> Path:
-        return self.dir / f"{watchlist_hash}{BUNDLE_SUFFIX}"
+        return self.dir / f"{watchlist_hash}{self.SUFFIX}"
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -214,28 +239,62 @@ class WatchlistStore:
 
     def _load_index(self) -> None:
         path = self.dir / INDEX_FILE
-        self._stored, self._high_water = {}, {}
+        self._stored, self._high_water, self._wiping = {}, {}, {}
         if not path.exists():
             return
         try:
             raw = loads_untrusted(path.read_bytes())
             stored = {h: StoredWatchlist.from_json(h, d) for h, d in raw["stored"].items()}
             high_water = {str(k): float(v) for k, v in raw["high_water"].items()}
+            wiping = {
+                str(h): {
+                    "reason": str(w["reason"]),
+                    "deployment_id": None
+                    if w.get("deployment_id") is None
+                    else str(w["deployment_id"]),
+                }
+                for h, w in raw.get("wiping", {}).items()
+            }
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             # Without the index nothing can be checked: destroy every bundle (always the
             # safe direction) and start a fresh index. Expiry still bounds any replay.
-            for f in self.dir.glob(f"*{BUNDLE_SUFFIX}"):
+            for f in self.dir.glob(f"*{self.SUFFIX}"):
                 _shred(f)
                 self._audit("watchlist.wiped", watchlist_hash=f.stem, reason="index-unreadable")
-            log.error("watchlist: index %s unreadable (%s); all bundles wiped", path, exc)
+            log.error("%s: index %s unreadable (%s); all bundles wiped", self.KIND, path, exc)
             self._save_index()
             return
-        self._stored, self._high_water = stored, high_water
+        self._stored, self._high_water, self._wiping = stored, high_water, wiping
 
-    def _remove_orphans(self) -> None:
+    def _finish_interrupted_work(self) -> None:
+        """What a power cut or crash left half done: temporary files, wipes, orphans."""
+        for f in sorted(self.dir.iterdir()):
+            if f.name.startswith(f".{INDEX_FILE}."):
+                f.unlink(missing_ok=True)  # an index never renamed into place
+            elif f.name.startswith(".") and f"{BUNDLE_SUFFIX}." in f.name:
+                # A sealed bundle whose import never completed: ciphertext, maybe torn.
+                _shred(f)
+                self._audit(
+                    "watchlist.wiped",
+                    watchlist_hash=f.name[1:].split(".", 1)[0],
+                    reason="incomplete-import",
+                )
+        for h, wipe in sorted(self._wiping.items()):
+            # The wipe was on record before it began: finish it, with its own reason.
+            _shred(self._path(h))
+            self._audit(
+                "watchlist.wiped",
+                watchlist_hash=h,
+                deployment_id=wipe["deployment_id"],
+                reason=wipe["reason"],
+                resumed=True,
+            )
+        if self._wiping:
+            self._wiping = {}
+            self._save_index()
         # A crash between writing a bundle and the index leaves an orphan: destroy it.
-        for f in self.dir.glob(f"*{BUNDLE_SUFFIX}"):
-            if f.name.removesuffix(BUNDLE_SUFFIX) not in self._stored:
+        for f in self.dir.glob(f"*{self.SUFFIX}"):
+            if f.name.removesuffix(self.SUFFIX) not in self._stored:
                 _shred(f)
                 self._audit("watchlist.wiped", watchlist_hash=f.stem, reason="orphan")
         missing = [h for h in self._stored if not self._path(h).exists()]
@@ -250,6 +309,7 @@ class WatchlistStore:
             "format": INDEX_FORMAT,
             "stored": {h: s.to_json() for h, s in self._stored.items()},
             "high_water": self._high_water,
+            "wiping": self._wiping,
         }
         try:
             write_atomic(
@@ -257,7 +317,7 @@ class WatchlistStore:
             )
         except OSError as exc:
             raise WatchlistStoreError(
-                f"watchlist: cannot write {self.dir / INDEX_FILE} ({exc.strerror})"
+                f"{self.KIND}: cannot write {self.dir / INDEX_FILE} ({exc.strerror})"
             ) from exc
 
     # -- queries ------------------------------------------------------------------------
@@ -283,28 +343,6 @@ class WatchlistStore:
         self._audit("watchlist.refused", reason=exc.reason, detail=str(exc)[:250], source=source)
         log.warning("%s", exc)
         return exc
-
-    def _open_checked(self, data: bytes, now: float) -> OpenedWatchlist:
-        if self._key is None:
-            raise WatchlistStoreError("watchlist: store opened without the device key")
-        if len(data) > self.max_bundle_bytes:
-            raise WatchlistError(
-                "too-large",
-                f"watchlist: payload of {len(data)} bytes exceeds the limit of "
-                f"{self.max_bundle_bytes} bytes",
-            )
-        opened = open_bundle(data, self.device_id, self._key, self._find_signing_key(now))
-        try:
-            check_model(opened, self.model_id, self.model_sha256)
-            if opened.expires_at <= now:
-                raise WatchlistError(
-                    "expired",
-                    f"watchlist: expired at {_iso(opened.expires_at)} (device clock {_iso(now)})",
-                )
-        except BaseException:
-            opened.wipe()
-            raise
-        return opened
 
     def import_bundle(self, data: bytes, source: str = "file") -> ImportResult:
         """Verify a sealed bundle and keep it, still sealed. Raises WatchlistError (audited)."""
@@ -333,7 +371,7 @@ class WatchlistStore:
             if mark is not None and meta.created_at <= mark:
                 older = WatchlistError(
                     "older",
-                    f"watchlist: for deployment {meta.deployment_id} created "
+                    f"{self.KIND}: for deployment {meta.deployment_id} created "
                     f"{_iso(meta.created_at)}, not newer than the one already received "
                     f"({_iso(mark)}); refused",
                 )
@@ -342,7 +380,7 @@ class WatchlistStore:
                 write_atomic(self._path(meta.watchlist_hash), data, 0o600)
             except OSError as exc:
                 raise WatchlistStoreError(
-                    f"watchlist: cannot store {self._path(meta.watchlist_hash)} ({exc.strerror})"
+                    f"{self.KIND}: cannot store {self._path(meta.watchlist_hash)} ({exc.strerror})"
                 ) from exc
             self._stored[meta.watchlist_hash] = meta
             self._high_water[meta.deployment_id] = meta.created_at
@@ -378,7 +416,7 @@ class WatchlistStore:
     # -- bind / release -----------------------------------------------------------------
     def bind(
         self, watchlist_hash: str, deployment_id: str, window_ends_at: float | None = None
-    ) -> Gallery:
+    ) -> BoundT:
         """Decrypt the watchlist an activation names into memory and return its gallery.
 
         ``window_ends_at`` is the activation's ``not_after``: the sealed file is wiped
@@ -396,31 +434,31 @@ class WatchlistStore:
                 if meta is None:
                     raise WatchlistError(
                         "not-stored",
-                        f"watchlist: {watchlist_hash[:16]} named by the activation is not on "
+                        f"{self.KIND}: {watchlist_hash[:16]} named by the activation is not on "
                         "this device",
                     )
                 if meta.deployment_id != deployment_id:
                     raise WatchlistError(
                         "wrong-deployment",
-                        f"watchlist: {watchlist_hash[:16]} is for deployment "
+                        f"{self.KIND}: {watchlist_hash[:16]} is for deployment "
                         f"{meta.deployment_id}, not {deployment_id}",
                     )
                 try:
                     data = self._path(watchlist_hash).read_bytes()
                 except OSError as exc:
                     raise WatchlistError(
-                        "not-stored", f"watchlist: cannot read the sealed file ({exc.strerror})"
+                        "not-stored", f"{self.KIND}: cannot read the sealed file ({exc.strerror})"
                     ) from exc
                 opened = self._open_checked(data, now)
                 if opened.watchlist_hash != watchlist_hash:
                     opened.wipe()
                     raise WatchlistError(
-                        "tampered", "watchlist: stored file does not match its hash"
+                        "tampered", f"{self.KIND}: stored file does not match its hash"
                     )
             except WatchlistError as exc:
                 raise self._refuse(exc, "bind") from exc
             try:
-                gallery = self._make_gallery(opened.embeddings, list(opened.refs))
+                gallery = self._make_bound(opened)
             finally:
                 opened.wipe()  # the gallery holds its own copy; the decrypted buffer goes now
             self._release_locked("rebound")
@@ -464,15 +502,21 @@ class WatchlistStore:
         if self._bound and self._bound[0] == watchlist_hash:
             self._bound[1].clear()
             self._bound = None
-        _shred(self._path(watchlist_hash))
         meta = self._stored.pop(watchlist_hash, None)
+        deployment_id = meta.deployment_id if meta else None
+        # On record first: a power cut during the overwrite must not leave a half-zeroed
+        # file listed as stored; the next open finishes the wipe instead.
+        self._wiping[watchlist_hash] = {"reason": reason, "deployment_id": deployment_id}
         self._save_index()
+        _shred(self._path(watchlist_hash))
         self._audit(
             "watchlist.wiped",
             watchlist_hash=watchlist_hash,
-            deployment_id=meta.deployment_id if meta else None,
+            deployment_id=deployment_id,
             reason=reason,
         )
+        del self._wiping[watchlist_hash]
+        self._save_index()
 
     def wipe(self, watchlist_hash: str, reason: str) -> bool:
         """Wipe one watchlist (file and memory). Returns False if it was not stored."""
@@ -528,6 +572,88 @@ class WatchlistStore:
             for h in due:
                 self._wipe_one(h, "24h-after-expiry")
             return window_over + due
+
+
+class WatchlistStore(SealedListStore[Gallery]):
+    """The sealed watchlists of one device and the one bound gallery (if any)."""
+
+    KIND = "watchlist"
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        device_id: str,
+        device_key: X25519PrivateKey | None,
+        find_signing_key: Callable[[float], FindSigningKey],
+        model_id: str,
+        model_sha256: str,
+        max_bundle_bytes: int = 8 * 1024 * 1024,
+        audit: Audit | None = None,
+        clock: Callable[[], float] = time.time,
+        make_gallery: MakeGallery = Gallery,
+    ) -> None:
+        self._make_gallery = make_gallery
+        super().__init__(
+            state_dir,
+            device_id=device_id,
+            device_key=device_key,
+            find_signing_key=find_signing_key,
+            model_id=model_id,
+            model_sha256=model_sha256,
+            max_bundle_bytes=max_bundle_bytes,
+            audit=audit,
+            clock=clock,
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: AgentConfig,
+        *,
+        device_key: X25519PrivateKey,
+        find_signing_key: Callable[[float], FindSigningKey],
+        embedder: PinnedModel,
+        audit: Audit | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> WatchlistStore:
+        """The store of a configured device, checking bundles against its embedder."""
+        return cls(
+            cfg.paths.state_dir,
+            device_id=cfg.device.id,
+            device_key=device_key,
+            find_signing_key=find_signing_key,
+            model_id=embedder.model_id,
+            model_sha256=embedder.sha256,
+            max_bundle_bytes=cfg.watchlist.max_bundle_mb * 1024 * 1024,
+            audit=audit,
+            clock=clock,
+        )
+
+    def _open_checked(self, data: bytes, now: float) -> OpenedWatchlist:
+        if self._key is None:
+            raise WatchlistStoreError(f"{self.KIND}: store opened without the device key")
+        if len(data) > self.max_bundle_bytes:
+            raise WatchlistError(
+                "too-large",
+                f"watchlist: payload of {len(data)} bytes exceeds the limit of "
+                f"{self.max_bundle_bytes} bytes",
+            )
+        opened = open_bundle(data, self.device_id, self._key, self._find_signing_key(now))
+        try:
+            check_model(opened, self.model_id, self.model_sha256)
+            if opened.expires_at <= now:
+                raise WatchlistError(
+                    "expired",
+                    f"watchlist: expired at {_iso(opened.expires_at)} (device clock {_iso(now)})",
+                )
+        except BaseException:
+            opened.wipe()
+            raise
+        return opened
+
+    def _make_bound(self, opened: OpenedWatchlist) -> Gallery:
+        return self._make_gallery(opened.embeddings, list(opened.refs))
 
 
 def _shred(path: Path) -> None:

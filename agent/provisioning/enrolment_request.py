@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +34,13 @@ from cryptography.x509.oid import NameOID
 
 from agent import __version__
 from agent.errors import LfrError, UsageError
+from agent.protocol.fields import DEVICE_ID_RE as DEVICE_ID_RE
 from agent.trust.device_keys import (
     EXCHANGE_KEY_FILE,
     SIGNING_KEY_FILE,
     DeviceKeys,
     generate_device_keys,
+    generation_interrupted,
     load_device_keys,
 )
 from agent.trust.key_files import KeyFileError, write_atomic
@@ -47,7 +48,6 @@ from agent.trust.signed_document import key_id, sign_document
 
 REQUEST_TYPE = "application/vnd.lfr.enrolment-request+json; v=1"
 TLS_KEY_FILE = "device-tls-key.pem"
-DEVICE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SERVICE_USER = "lfr-agent"
 
 DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
@@ -147,7 +147,10 @@ def prepare_keys_dir(keys_dir: Path) -> None:
 
 
 def ensure_device_keys(keys_dir: Path) -> tuple[DeviceKeys, bool]:
-    """Load the device keys, or create them when neither exists. Never replaces a key."""
+    """Load the device keys, or create them when neither exists. Never replaces a key,
+    except an unused part-set a power cut left while the keys were being made."""
+    if generation_interrupted(keys_dir):
+        return generate_device_keys(keys_dir), True
     present = [n for n in (SIGNING_KEY_FILE, EXCHANGE_KEY_FILE) if (keys_dir / n).exists()]
     if len(present) == 2:
         return load_device_keys(keys_dir), False

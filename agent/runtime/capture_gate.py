@@ -87,10 +87,12 @@ class CaptureGate:
         check_interval_s: float = 0.1,
         on_opening: Callable[[], None] = lambda: None,
         on_opened: Callable[[], None] = lambda: None,
+        on_closed: Callable[[], None] = lambda: None,
     ) -> None:
         """``on_opening`` runs just before the camera is opened (at once, or when an
-        armed gate's window starts), ``on_opened`` once it is open; both under the
-        gate's lock, so they must be quick."""
+        armed gate's window starts), ``on_opened`` once it is open, ``on_closed`` right
+        after it is closed (the clip pre-roll is wiped there); all under the gate's
+        lock, so they must be quick."""
         self._source = source
         self._on_frame = on_frame
         self._audit = audit
@@ -99,6 +101,7 @@ class CaptureGate:
         self._interval = check_interval_s
         self._on_opening = on_opening
         self._on_opened = on_opened
+        self._on_closed = on_closed
         self._lock = threading.RLock()
         self._session: _Session | None = None
         self._last: _Session | None = None
@@ -128,7 +131,9 @@ class CaptureGate:
                     signer=live.signer,
                     officer=act.officer,
                     threshold=act.threshold,
-                    watchlist_sha256=act.watchlist_sha256,
+                    analytic=act.analytic,
+                    # The deployment's own list: a watchlist (faces) or a hotlist (plates).
+                    **{f"{act.list_kind}_sha256": act.list_sha256},
                     not_after=act.not_after,
                     lease_s=act.lease_s,
                 )
@@ -282,6 +287,10 @@ class CaptureGate:
                 return
             session.ended.set()
             self._source.close()  # never raises
+            try:
+                self._on_closed()
+            except Exception:
+                log.exception("capture gate: on_closed failed")
             if self._session is session:
                 self._session = None
             self._reason = reason

@@ -9,6 +9,9 @@ Threads and what flows between them::
     gate capture thread ─(frames)─► DropOldestQueue (2 frames; the oldest is dropped)
     vision thread: FacePipeline.process ─► MatchCandidate ─► JPEG ─► seal ─► outbox (fsync)
     publisher thread: outbox ─► MQTT; hub acks ─► outbox delete
+    clip thread: RAM pre-roll ─► clip around each stored alert ─► seal ─► clip outbox
+    recorder thread (deployments with recording on): segments ─► seal ─► segment ring
+    media-sender thread: clips, requested segments ─► MQTT in chunks, behind the alerts
     health thread: retained status + STATUS=; watchdog thread: WATCHDOG=1 while all progress
 
 Back-pressure costs frames, never alerts: only frames wait in a bounded queue, and an
@@ -52,31 +55,55 @@ from agent.camera.factory import make_source
 from agent.camera.frame_source import Frame, FrameSource
 from agent.config import AgentConfig
 from agent.errors import LfrError
+from agent.evidence.device_evidence import DeviceEvidence
+from agent.matching.hotlist_bundle import SEALED_MAGIC as HOTLIST_MAGIC
+from agent.matching.watchlist_bundle import WatchlistError
 from agent.matching.watchlist_store import WatchlistStore
+from agent.protocol.plate_alert import PLATE_ALERT_PAYLOAD_TYPE
+from agent.protocol.report_ack import ReportAckFormatError, decode_report_ack
+from agent.protocol.topics import (
+    activation_topic,
+    event_topic,
+    report_ack_topic,
+    status_topic,
+    watchlist_topic,
+)
 from agent.runtime.capture_gate import CaptureGate, GateState
+from agent.runtime.control_receipts import ControlOutcome, ReceiptSender, peek_document
 from agent.runtime.deployment_report import DeploymentReport, ReportArchive, sign_report
 from agent.runtime.frame_queue import DropOldestQueue
 from agent.runtime.health_status import HealthReporter, HealthStatus, builder_from_config
+from agent.runtime.plate_lane import PlateLane
+from agent.runtime.plate_report import PlateDeploymentReport
 from agent.runtime.progress_watchdog import ProgressWatchdog
 from agent.runtime.sd_notify import SystemdNotifier
+from agent.runtime.shared_camera import SharedCamera
+from agent.runtime.threshold_record import audit_fields, report_fields
 from agent.runtime.update_lock import DeploymentLock, UpdateLockError, lock_path
 from agent.transport.alert_outbox import OutboxError, OutboxFullError, open_outbox
 from agent.transport.alert_publisher import AlertPublisher
 from agent.transport.mqtt_link import MqttLink, MqttSettings, PublishResult
-from agent.transport.topics import activation_topic, event_topic, status_topic, watchlist_topic
-from agent.trust.activation_token import Activation, Renewal, Stop
+from agent.trust.activation_token import ANALYTIC_PLATES, Activation, Renewal, Stop
 from agent.trust.activation_verifier import (
     ActivationRejected,
     ActivationVerifier,
     LiveActivation,
+    Verified,
+    peek_analytic,
     peek_deployment,
 )
-from agent.trust.alert_envelope import AlertContent, SealedAlert
+from agent.trust.alert_envelope import AlertContent, SealedAlert, envelope_payload_type
 from agent.trust.audit_log import AuditLog, open_device_audit_log
 from agent.trust.device_keys import DeviceKeys, load_device_keys
+from agent.trust.key_certificates import CertificateError
+from agent.trust.plate_alert_envelope import PlateAlertContent
 from agent.trust.system_clock import Clock, SystemClock
 from agent.vision.face_pipeline import FacePipeline, MatchCandidate
-from agent.vision.model_store import PinnedModel, resolve_configured_models
+from agent.vision.model_store import (
+    PinnedModel,
+    resolve_configured_models,
+    resolve_configured_plate_models,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +121,7 @@ STOP_POLL_S = 0.2
 VISION_WAIT_S = 0.5
 FPS_WINDOW_S = 5.0
 JPEG_QUALITY = 90
+SCENE_JPEG_QUALITY = 80
 #: Reasons after which the deployment is over for good and its watchlist is destroyed.
 FINAL_REASONS = frozenset({"stopped", "expired", "superseded", "signer-revoked"})
 
@@ -132,9 +160,10 @@ class AgentDaemon:
         self._deployment: _Deployment | None = None
         # Alerts the outbox has not taken yet, oldest first: sealed once a sequence
         # number could be stored, clear content before that. Never evicted.
-        self._unsaved: deque[AlertContent | SealedAlert] = deque()
+        self._unsaved: deque[AlertContent | PlateAlertContent | SealedAlert] = deque()
         self._unsaved_lock = threading.Lock()
         self._store_problem: str | None = None
+        self._wiped_by_stop: list[str] = []
         self._frame_times: deque[float] = deque()
         #: Turns of the vision loop, whatever each found (for diagnostics and tests).
         self.vision_steps = 0
@@ -158,16 +187,28 @@ class AgentDaemon:
         self.pipeline = FacePipeline(cfg, self.models)
         self.frames: DropOldestQueue[Frame] = DropOldestQueue(FRAME_QUEUE_FRAMES)
         self.source = source or make_source(cfg.camera)
+        # With plates enabled, the faces gate and the plates gate each hold a view of one
+        # shared camera (open while either holds it open); without, the gate has it alone.
+        self.plate_models: dict[str, PinnedModel] = {}
+        self._shared_camera: SharedCamera | None = None
+        face_source: FrameSource = self.source
+        if cfg.plates.enabled:
+            self.plate_models = resolve_configured_plate_models(cfg)
+            self._shared_camera = SharedCamera(self.source, cfg.camera.read_timeout_s)
+            face_source = self._shared_camera.view("faces")
         self.gate = CaptureGate(
-            self.source,
+            face_source,
             on_frame=self._on_frame,
             audit=self.audit.append,
             clock=self.clock,
             watchlist_present=self._watchlist_present,
             on_opening=self._on_camera_opening,
             on_opened=self._on_camera_opened,
+            on_closed=self._on_camera_closed,
         )
         self.lock = DeploymentLock(lock_path(cfg.paths.runtime_dir))
+        #: Deployments live under the one update lock (faces and plates may both be).
+        self._lock_holders: set[str] = set()
         self.reports = ReportArchive(cfg.paths.state_dir, cfg.outbox.retention_days * 86400.0)
         self.outbox = open_outbox(
             cfg.outbox,
@@ -178,21 +219,39 @@ class AgentDaemon:
             MqttSettings.from_config(cfg.mqtt, client_id=cfg.device.id),
             status_topic=status_topic(cfg.device.id),
         )
+        self._hub_alert_key = self.verifier.trust.alert_key(self.clock.wall())
         self.publisher = AlertPublisher.from_config(
             cfg,
             self.outbox,
             self.link,
             device_key=self.keys.signing,
-            hub_key=self.verifier.trust.alert_key(self.clock.wall()),
+            hub_key=self._hub_alert_key,
         )
+        self.evidence = DeviceEvidence(
+            cfg,
+            link=self.link,
+            device_key=self.keys.signing,
+            trust=self.verifier.trust,
+            alert_key=self._hub_alert_key,
+            clock=self.clock,
+            audit=self.audit.append,
+            alerts_waiting=self.publisher.has_unsent,
+            alert_pending=lambda alert_id: alert_id in self.outbox,
+        )
+        # Decision times of alerts not yet stored (by id of their content), for their clips.
+        self._decided_mono: dict[int, float] = {}
+        #: Report acknowledgements without a valid proof (forged or stray): ignored.
+        self.forged_report_acks = 0
+        self.receipts = ReceiptSender(self.link, cfg.device.id, self.keys.signing, self.clock.wall)
         self.link.subscribe(activation_topic(cfg.device.id), self._on_control_message)
         self.link.subscribe(watchlist_topic(cfg.device.id), self._on_control_message)
+        self.link.subscribe(report_ack_topic(cfg.device.id), self._on_report_ack)
         self.link.add_connect_listener(self._publish_unsent_reports)
         self.health = HealthReporter(
             builder_from_config(
                 cfg,
                 models=self.models,
-                state=lambda: self._state,
+                state=self._status_state,
                 fps=self._fps,
                 dropped_frames=lambda: self.frames.dropped,
                 outbox_depth=lambda: len(self.outbox),
@@ -209,6 +268,23 @@ class AgentDaemon:
         self.watchdog = watchdog or ProgressWatchdog.from_environment(self.notifier)
         self.watchdog.require("control", PROGRESS_DEADLINE_S)
         self.watchdog.require("vision", PROGRESS_DEADLINE_S)
+        self.plates: PlateLane | None = None
+        if self._shared_camera is not None:
+            self.plates = PlateLane(
+                cfg,
+                source=self._shared_camera.view("plates"),
+                models=self.plate_models,
+                device_key=self.keys.exchange,
+                find_signing_key=self.verifier.trust.watchlist_key_finder,
+                audit=self.audit,
+                clock=self.clock,
+                watchdog=self.watchdog,
+                store_alert=self._store,
+                report_ended=self._plate_report,
+                hold_lock=self._hold_lock,
+                drop_lock=self._drop_lock,
+                on_change=self.health.poke,
+            )
 
     # -- life cycle -------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -231,6 +307,9 @@ class AgentDaemon:
         )
         self.link.start()
         self.publisher.start()
+        if self.plates is not None:
+            self.plates.start()
+        self.evidence.start()
         for target, name in ((self._control_loop, "control"), (self._vision_loop, "vision")):
             t = threading.Thread(target=target, name=name, daemon=True)
             self._threads.append(t)
@@ -277,6 +356,8 @@ class AgentDaemon:
         self.notifier.stopping("closing camera, flushing alerts")
         self.gate.shutdown()
         self.frames.close()
+        if self.plates is not None:
+            self.plates.shutdown()
         for t in self._threads:
             t.join(timeout=30)
         if self._deployment is not None:
@@ -296,6 +377,8 @@ class AgentDaemon:
             self.publisher.publish_due()
             time.sleep(0.1)
         self._account_unsaved_at_exit()
+        # Clips still collecting their post-roll are finished with the frames they have.
+        self.evidence.stop()
         self.publisher.stop()
         self.link.stop(graceful=True)
         self.pipeline.close()
@@ -313,6 +396,7 @@ class AgentDaemon:
 
     def _control_loop(self) -> None:
         next_tick = next_purge = 0.0
+        next_report_resend = time.monotonic() + self.cfg.outbox.resend_after_s
         while not self._stop.is_set():
             self.watchdog.beat("control")
             try:
@@ -321,9 +405,11 @@ class AgentDaemon:
                 kind, payload = "", b""
             try:
                 if kind == "activation":
-                    self.handle_control_document(payload)
+                    outcome = self.apply_control_message(payload)
+                    self.receipts.send(payload, outcome, self._camera())
                 elif kind == "watchlist":
-                    self._handle_watchlist(payload)
+                    outcome = self._handle_watchlist(payload)
+                    self.receipts.send(payload, outcome, self._camera())
                 with self._deployment_lock:
                     if self._deployment is not None and self.gate.state is GateState.IDLE:
                         self._end_deployment(self.gate.status().reason or "closed")
@@ -336,12 +422,20 @@ class AgentDaemon:
                         log.info(
                             "watchlist wiped at its time limit", extra={"watchlist_id": h[:16]}
                         )
+                    if self.plates is not None:
+                        self.plates.tick()
                     # A revocation list a technician installed counts at once.
                     self.verifier.trust.refresh_revocations()
                     self._close_if_signer_revoked()
                 if now >= next_purge:
                     next_purge = now + PURGE_TICK_S
                     self.reports.purge()
+                if now >= next_report_resend:
+                    # Until the hub acknowledges them (a PUBACK proves nothing).
+                    next_report_resend = now + self.cfg.outbox.resend_after_s
+                    if self.link.connected:
+                        self._publish_unsent_reports()
+                self.evidence.tick()
                 self._retry_unsaved()
             except Exception:
                 # Fail closed: whatever went wrong, the camera does not stay open on it.
@@ -350,18 +444,89 @@ class AgentDaemon:
 
     def handle_control_document(self, payload: bytes) -> str:
         """Verify and apply an activation, renewal or stop; returns what happened (one line)."""
+        return self.apply_control_message(payload).detail
+
+    def apply_control_message(self, payload: bytes) -> ControlOutcome:
+        """A message on the activation topic: a control document or a revocation list."""
+        facts = peek_document(payload)
         try:
-            return self._apply_control_document(payload)
+            if facts.kind == "revocations":
+                detail, refused = self._apply_revocation_list(payload)
+                return ControlOutcome(
+                    "revocations",
+                    "refused" if refused else "applied",
+                    detail,
+                    step="revocation" if refused else None,
+                )
+            detail = self._apply_control_document(payload)
         finally:
             # Any document (even a refused one) may have brought a newer revocation list.
             self._close_if_signer_revoked()
+        if detail.startswith("rejected: "):
+            step = detail.split(": ", 2)[1]
+            return ControlOutcome(
+                facts.kind, "refused", detail, step, facts.sequence, facts.deployment_id
+            )
+        if detail.startswith("refused: ") or detail == "camera did not open":
+            step = "camera" if detail == "camera did not open" else "deployment"
+            return ControlOutcome(
+                facts.kind, "refused", detail, step, facts.sequence, facts.deployment_id
+            )
+        return ControlOutcome(
+            facts.kind, "applied", detail, None, facts.sequence, facts.deployment_id
+        )
+
+    def _apply_revocation_list(self, payload: bytes) -> tuple[str, bool]:
+        """A root-signed revocation list pushed on its own (an idle camera learns of a
+        revocation without waiting for its next activation): verified against the root,
+        adopted only if newer, audited. Returns (what happened, refused)."""
+        held = self.verifier.trust.revocation_version
+        try:
+            adopted = self.verifier.trust.offer_revocations(payload)
+        except CertificateError as exc:
+            self.audit.append("control.rejected", step="revocation", detail=str(exc)[:200])
+            log.warning("revocation list refused: %s", exc, extra={"reason": "revocation"})
+            return f"rejected: revocation: {exc}", True
+        version = self.verifier.trust.revocation_version
+        if not adopted:
+            return f"revocation list not newer than version {held}: kept version {held}", False
+        self.audit.append("control.revocations", version=version, previous=held)
+        log.info("revocation list version %d installed", version, extra={"state": self._state})
+        return f"revocation list version {version} installed (was {held})", False
 
     def _apply_control_document(self, payload: bytes) -> str:
+        deployment_id = peek_deployment(payload)
+        plates = self.plates
+        if peek_analytic(payload) == ANALYTIC_PLATES and plates is None:
+            self.audit.append(
+                "control.rejected", step="analytic", detail="plates are not enabled here"
+            )
+            log.warning("plates activation refused: plates.enabled is false on this device")
+            return "rejected: analytic: plates are not enabled on this device (plates.enabled)"
+        # Which deployment the document is for decides which lane checks and applies it:
+        # a plates activation, or a renewal or stop naming the live plates deployment.
+        to_plates = plates is not None and (
+            peek_analytic(payload) == ANALYTIC_PLATES or plates.names(deployment_id)
+        )
         try:
-            deployment_id = peek_deployment(payload)
-            loaded = self.watchlists.hash_for_deployment(deployment_id) if deployment_id else None
+            if to_plates:
+                assert plates is not None
+                loaded = (
+                    plates.hotlists.hash_for_deployment(deployment_id) if deployment_id else None
+                )
+                live = plates.live
+            else:
+                loaded = (
+                    self.watchlists.hash_for_deployment(deployment_id) if deployment_id else None
+                )
+                live = self.gate.live
             verified = self.verifier.verify(
-                payload, live=self.gate.live, loaded_watchlist_sha256=loaded
+                payload,
+                live=live,
+                loaded_watchlist_sha256=loaded,
+                before_commit=self._before_accepting_plates
+                if to_plates
+                else self._before_accepting,
             )
         except ActivationRejected as exc:
             self.audit.append("control.rejected", step=exc.step, detail=str(exc)[:200])
@@ -370,6 +535,9 @@ class AgentDaemon:
             )
             return f"rejected: {exc.step}: {exc}"
         doc = verified.document
+        if to_plates:
+            assert plates is not None
+            return self._apply_plates_document(plates, verified)
         if isinstance(doc, Activation):
             assert verified.live is not None
             return self._start_deployment(doc, verified.signer.subject, verified.live)
@@ -395,13 +563,85 @@ class AgentDaemon:
             else:
                 # Nothing of it is live (its lease lapsed, the camera failed, the agent
                 # restarted, or another deployment is live): the stop still ends it, so
-                # its watchlist goes.
-                wiped = self.watchlists.end_deployment(doc.deployment_id, "stopped")
+                # its watchlist (or hotlist) goes.
+                wiped = self._wiped_by_stop + self.watchlists.end_deployment(
+                    doc.deployment_id, "stopped"
+                )
+                if self.plates is not None:
+                    wiped += self.plates.hotlists.end_deployment(doc.deployment_id, "stopped")
         if verified.names_live:
             return f"stopped {doc.deployment_id}"
         return f"stopped {doc.deployment_id} (not live; {len(wiped)} watchlist(s) wiped)"
 
+    def _apply_plates_document(self, plates: PlateLane, verified: Verified) -> str:
+        """An activation tasking plates, or a renewal or stop of the live plates
+        deployment (already verified)."""
+        doc = verified.document
+        if isinstance(doc, Activation):
+            assert verified.live is not None
+            with self._deployment_lock:
+                if not self.cfg.plates.concurrent_with_faces and self._deployment is not None:
+                    # One deployment at a time unless the device config allows both.
+                    self.gate.stop("superseded")
+                    self._end_deployment("superseded")
+            return plates.start_deployment(doc, verified.signer.subject, verified.live)
+        if isinstance(doc, Renewal):
+            if verified.live is not None:
+                plates.renew(verified.live)
+            return f"renewed {doc.deployment_id}"
+        assert isinstance(doc, Stop)
+        try:
+            self.audit.append(
+                "control.stop",
+                deployment_id=doc.deployment_id,
+                signer=verified.signer.subject,
+                reason=doc.reason[:200],
+                names_live=verified.names_live,
+            )
+        finally:
+            plates.stop("stopped")
+        return f"stopped {doc.deployment_id}"
+
+    def _before_accepting(self, doc: Activation | Renewal | Stop) -> None:
+        """A verified stop closes the camera and wipes its deployment's watchlist before
+        its sequence is stored: once the stop counts as accepted (a resend is refused),
+        a power cut can no longer leave that watchlist on the device."""
+        if not isinstance(doc, Stop):
+            return
+        live = self.gate.live
+        if live is not None and live.deployment_id == doc.deployment_id:
+            self.gate.stop("stopped")
+        self._wiped_by_stop = self.watchlists.end_deployment(doc.deployment_id, "stopped")
+        if self.plates is not None:
+            self._wiped_by_stop += self.plates.hotlists.end_deployment(doc.deployment_id, "stopped")
+
+    def _before_accepting_plates(self, doc: Activation | Renewal | Stop) -> None:
+        """The plates lane's counterpart: a verified stop ends the plates deployment (its
+        hotlist wiped) before the stop's sequence is stored."""
+        plates = self.plates
+        if plates is not None and isinstance(doc, Stop) and plates.names(doc.deployment_id):
+            plates.stop("stopped")
+
     def _close_if_signer_revoked(self) -> None:
+        plates = self.plates
+        plate_live = plates.live if plates is not None else None
+        if (
+            plates is not None
+            and plate_live is not None
+            and self.verifier.signer_revoked(plate_live)
+        ):
+            log.warning(
+                "the signer of the live plates activation has been revoked; closing",
+                extra={"deployment_id": plate_live.deployment_id, "reason": "signer-revoked"},
+            )
+            try:
+                self.audit.append(
+                    "control.signer_revoked",
+                    deployment_id=plate_live.deployment_id,
+                    signer=plate_live.signer,
+                )
+            finally:
+                plates.stop("signer-revoked")
         live = self.gate.live
         if live is None or not self.verifier.signer_revoked(live):
             return
@@ -417,14 +657,73 @@ class AgentDaemon:
             self.gate.stop("signer-revoked")
             self._end_deployment("signer-revoked")
 
-    def _handle_watchlist(self, payload: bytes) -> None:
-        result = self.watchlists.handle_watchlist_message(payload)
-        if isinstance(result, LfrError):
-            log.warning("watchlist refused: %s", result, extra={"reason": "watchlist-refused"})
+    def _handle_watchlist(self, payload: bytes) -> ControlOutcome:
+        # Hotlists share the watchlist topic; their sealed file has its own magic.
+        kind = "hotlist" if payload[: len(HOTLIST_MAGIC)] == HOTLIST_MAGIC else "watchlist"
+        if kind == "hotlist":
+            if self.plates is None:
+                log.warning("hotlist refused: plates are not enabled on this device")
+                return ControlOutcome(
+                    kind, "refused", "refused: plates are not enabled on this device", "analytic"
+                )
+            result = self.plates.hotlists.handle_watchlist_message(payload)
         else:
-            log.info(
-                "watchlist stored", extra={"watchlist_id": result.watchlist.watchlist_hash[:16]}
-            )
+            result = self.watchlists.handle_watchlist_message(payload)
+        if isinstance(result, LfrError):
+            log.warning("%s refused: %s", kind, result, extra={"reason": f"{kind}-refused"})
+            step = result.reason if isinstance(result, WatchlistError) else "store"
+            return ControlOutcome(kind, "refused", f"refused: {result}", step)
+        w = result.watchlist
+        log.info(f"{kind} stored", extra={"watchlist_id": w.watchlist_hash[:16]})
+        return ControlOutcome(
+            kind,
+            "applied",
+            f"{kind} {w.watchlist_hash[:16]} {result.status}",
+            deployment_id=w.deployment_id,
+        )
+
+    def _camera(self) -> str:
+        """The capture gates as a receipt names them: open if either holds the camera."""
+        states = {self.gate.state}
+        if self.plates is not None:
+            states.add(self.plates.gate.state)
+        return (
+            "open"
+            if GateState.ACTIVE in states
+            else "armed"
+            if GateState.ARMED in states
+            else "closed"
+        )
+
+    def _status_state(self) -> str:
+        """The status message's state: a live plates deployment counts like a faces one."""
+        if self.plates is not None and self._state in ("idle", "armed"):
+            plate_state = self.plates.gate.state
+            if plate_state is GateState.ACTIVE:
+                return "active"
+            if plate_state is GateState.ARMED:
+                return "armed"
+        return self._state
+
+    def _hold_lock(self, deployment_id: str) -> None:
+        """Hold the update lock for a deployment (once for any number live)."""
+        if not self._lock_holders:
+            self.lock.acquire(deployment_id)
+        self._lock_holders.add(deployment_id)
+
+    def _drop_lock(self, deployment_id: str) -> None:
+        self._lock_holders.discard(deployment_id)
+        if not self._lock_holders:
+            try:
+                self.lock.release()
+            except UpdateLockError as exc:
+                log.error("deployment lock not released: %s", exc)
+
+    def _plate_report(self, report: PlateDeploymentReport) -> None:
+        """A plates deployment ended: sign, keep and publish its report like a faces one."""
+        signed = sign_report(report, self.keys.signing, self._hub_alert_key)
+        name = self.reports.save(report, signed)
+        self._publish_report(name, signed)
 
     def _watchlist_present(self) -> bool:
         d = self._deployment
@@ -436,6 +735,14 @@ class AgentDaemon:
             return self._open_deployment(act, signer, live)
 
     def _open_deployment(self, act: Activation, signer: str, live: LiveActivation) -> str:
+        plates = self.plates
+        if (
+            plates is not None
+            and plates.deployment is not None
+            and not self.cfg.plates.concurrent_with_faces
+        ):
+            # One deployment at a time unless the device config allows both.
+            plates.stop("superseded")
         if self._deployment is not None:
             # A new activation for the live deployment (e.g. a longer window) keeps its
             # watchlist; one for another deployment ends this one for good.
@@ -444,6 +751,15 @@ class AgentDaemon:
             self.gate.stop(reason)
             self._end_deployment(reason)
         self._retry_unsaved()
+        problem = self.evidence.recording_problem() if act.recording else None
+        if problem is not None:
+            self.audit.append(
+                "deployment.refused", deployment_id=act.deployment_id, reason=problem[:200]
+            )
+            log.error(
+                "activation not applied: %s", problem, extra={"deployment_id": act.deployment_id}
+            )
+            return f"refused: {problem}"
         if self._unsaved:
             # Capture would only make more alerts that cannot be stored.
             problem = self._store_problem or "the outbox cannot store alerts"
@@ -463,8 +779,10 @@ class AgentDaemon:
             )
             with self._vision_lock:
                 self.pipeline.reset()
-                self.pipeline.set_watchlist(gallery, act.threshold, self.watchlists.model_id)
-            self.lock.acquire(act.deployment_id)
+                self.pipeline.set_watchlist(
+                    gallery, act.threshold, self.watchlists.model_id, score=act.score
+                )
+            self._hold_lock(act.deployment_id)
         except (LfrError, UpdateLockError) as exc:
             self.watchlists.release("activation-refused")
             self.audit.append(
@@ -485,7 +803,10 @@ class AgentDaemon:
             sequence=act.sequence,
             watchlist_size=len(gallery),
             threshold=act.threshold,
+            **audit_fields(act),
+            recording=act.recording,
         )
+        self.evidence.deployment_started(act.deployment_id, act.recording)
         self.watchdog.require("vision", PROGRESS_DEADLINE_S)
         if self.gate.activate(live):
             if self.gate.state is GateState.ARMED:
@@ -499,6 +820,10 @@ class AgentDaemon:
             return f"activated {act.deployment_id}"
         self._end_deployment(self.gate.status().reason or "open-failed")
         return "camera did not open"
+
+    def _on_camera_closed(self) -> None:
+        # The clip pre-roll lives only while the camera is open.
+        self.evidence.camera_closed()
 
     def _on_camera_opening(self) -> None:
         # Required from before the open, so a first read that never returns is caught.
@@ -531,6 +856,7 @@ class AgentDaemon:
             self._submit_all(self.pipeline.end_tracks(), d)
             counters = self.pipeline.counters.as_dict()
             self.pipeline.reset()
+        recording = self.evidence.deployment_ended(reason)
         if reason in FINAL_REASONS:
             self.watchlists.end_deployment(act.deployment_id, reason)
         else:
@@ -550,6 +876,7 @@ class AgentDaemon:
             watchlist_sha256=act.watchlist_sha256,
             watchlist_size=d.watchlist_size,
             threshold=act.threshold,
+            **report_fields(act),
             detector_model=self.models["detector"].model_id,
             embedder_model=self.models["embedder"].model_id,
             frames=counters["frames"],
@@ -563,8 +890,12 @@ class AgentDaemon:
             software_version=__version__,
             audit_seq=audit_seq,
             audit_sha256=audit_sha256,
+            recording=act.recording,
+            recording_segments=recording.segments if recording else 0,
+            recording_bytes=recording.bytes if recording else 0,
+            recording_stopped=recording.stopped if recording else "",
         )
-        signed = sign_report(report, self.keys.signing)
+        signed = sign_report(report, self.keys.signing, self._hub_alert_key)
         name = self.reports.save(report, signed)
         self.audit.append(
             "deployment.ended",
@@ -575,10 +906,7 @@ class AgentDaemon:
             alerts=report.alerts,
         )
         self._publish_report(name, signed)
-        try:
-            self.lock.release()
-        except UpdateLockError as exc:
-            log.error("deployment lock not released: %s", exc)
+        self._drop_lock(act.deployment_id)
         self._state = "idle"
         self.health.poke()
         log.info(
@@ -589,6 +917,7 @@ class AgentDaemon:
     # -- vision and alerts ----------------------------------------------------------------------
     def _on_frame(self, frame: Frame) -> None:
         self.watchdog.beat("capture")
+        self.evidence.offer(frame)
         self.frames.put(frame)
 
     def _vision_loop(self) -> None:
@@ -639,6 +968,9 @@ class AgentDaemon:
 
     def _submit(self, c: MatchCandidate, d: _Deployment) -> None:
         ok, jpeg = cv2.imencode(".jpg", c.crop, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        scene_ok, scene = cv2.imencode(
+            ".jpg", c.scene, [cv2.IMWRITE_JPEG_QUALITY, SCENE_JPEG_QUALITY]
+        )
         if not ok:
             # Cannot happen for a non-empty BGR crop; if it does, the audit log says so.
             log.error(
@@ -650,23 +982,25 @@ class AgentDaemon:
             )
             return
         offset = self.clock.wall() - self.clock.mono()
-        self._store(
-            AlertContent(
-                device_id=self.cfg.device.id,
-                deployment_id=d.activation.deployment_id,
-                watchlist_entry=c.ref,
-                score=c.score,
-                threshold=c.threshold,
-                model_id=c.model_id,
-                track_id=c.track_id,
-                first_seen=c.first_seen_t_mono + offset,
-                decided_at=c.decision_t_mono + offset,
-                probe_jpeg=jpeg.tobytes(),
-                quality=dict(c.quality),
-            )
+        content = AlertContent(
+            device_id=self.cfg.device.id,
+            deployment_id=d.activation.deployment_id,
+            watchlist_entry=c.ref,
+            score=c.score,
+            threshold=c.threshold,
+            model_id=c.model_id,
+            track_id=c.track_id,
+            first_seen=c.first_seen_t_mono + offset,
+            decided_at=c.decision_t_mono + offset,
+            probe_jpeg=jpeg.tobytes(),
+            # Without it the alert still goes: the probe crop is the evidence.
+            scene_jpeg=scene.tobytes() if scene_ok else None,
+            quality=dict(c.quality),
         )
+        self._decided_mono[id(content)] = c.decision_t_mono
+        self._store(content)
 
-    def _store(self, content: AlertContent) -> None:
+    def _store(self, content: AlertContent | PlateAlertContent) -> None:
         """Seal and store durably, behind any alert still held (order kept)."""
         with self._unsaved_lock:
             self._unsaved.append(content)
@@ -686,8 +1020,11 @@ class AgentDaemon:
         while self._unsaved:
             item = self._unsaved[0]
             try:
-                if isinstance(item, AlertContent):
+                if isinstance(item, AlertContent | PlateAlertContent):
+                    decided = self._decided_mono.pop(id(item), None)
                     item = self._unsaved[0] = self.publisher.seal(item)
+                    if decided is not None:
+                        self._decided_mono[id(item)] = decided
                 self.publisher.store(item)
             except OutboxError as exc:
                 reason = "outbox-full" if isinstance(exc, OutboxFullError) else "outbox-error"
@@ -703,6 +1040,9 @@ class AgentDaemon:
                 self.gate.stop(reason)
                 return
             self._unsaved.popleft()
+            decided = self._decided_mono.pop(id(item), None)
+            if decided is not None:
+                self.evidence.alert_stored(item.header.alert_id, item.header.deployment, decided)
             try:
                 self._audit_sealed(item)
             except LfrError as exc:
@@ -717,8 +1057,13 @@ class AgentDaemon:
 
     def _audit_sealed(self, sealed: SealedAlert) -> None:
         h = sealed.header
+        # A plate alert is audited as its own kind (its deployment is a plates one).
+        plate = envelope_payload_type(sealed.envelope) == PLATE_ALERT_PAYLOAD_TYPE
         self.audit.append(
-            "alert.sealed", alert_id=h.alert_id, deployment_id=h.deployment, sequence=h.seq
+            "plate-alert.sealed" if plate else "alert.sealed",
+            alert_id=h.alert_id,
+            deployment_id=h.deployment,
+            sequence=h.seq,
         )
         log.info(
             "alert sealed and queued", extra={"alert_id": h.alert_id, "deployment_id": h.deployment}
@@ -730,7 +1075,9 @@ class AgentDaemon:
             while self._unsaved:
                 item = self._unsaved.popleft()
                 deployment = (
-                    item.deployment_id if isinstance(item, AlertContent) else item.header.deployment
+                    item.deployment_id
+                    if isinstance(item, AlertContent | PlateAlertContent)
+                    else item.header.deployment
                 )
                 try:
                     self.audit.append(
@@ -784,5 +1131,25 @@ class AgentDaemon:
             log.warning("deployment report not published yet: %s", exc)
 
     def _publish_unsent_reports(self) -> None:
-        for name, signed in self.reports.unsent():
+        for name, signed in self.reports.pending():
             self._publish_report(name, signed)
+
+    def _on_report_ack(self, topic: str, payload: bytes) -> None:
+        """The hub's acknowledgement: each entry must carry the report's sealed secret."""
+        try:
+            entries = decode_report_ack(payload)
+        except ReportAckFormatError as exc:
+            self.forged_report_acks += 1
+            log.warning("report acknowledgement ignored: %s", exc)
+            return
+        for deployment_id, seq, secret in entries:
+            if self.reports.acknowledge(
+                self.cfg.device.id, deployment_id, seq, secret, self.keys.signing
+            ):
+                log.info(
+                    "deployment report acknowledged by the hub",
+                    extra={"deployment_id": deployment_id},
+                )
+            else:
+                self.forged_report_acks += 1
+                log.warning("report acknowledgement without a valid proof ignored")

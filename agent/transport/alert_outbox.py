@@ -4,14 +4,16 @@ Layout of the outbox folder::
 
     sequence                      next per-device alert sequence number (atomic, fsynced)
     <seq:020d>-<alert id>.alert   one entry per sealed alert
-    .tmp-*                        an entry being written (never published)
+    .tmp-<seq>.alert              an entry being written (never published)
+    .tmp-sequence                 the sequence number being written
     quarantine/                   entries found damaged (kept for inspection, then purged
                                   at the same retention period as alerts)
 
 An entry is written to a temporary file, fsynced, renamed into place and the folder
 fsynced, and only then handed to the publisher. A power cut can therefore only tear
-a temporary file (deleted on open) — but a damaged entry file is still detected by
-its length and SHA-256 and moved to ``quarantine/`` (audited), never published.
+a temporary file (deleted on open, audited with its name: the sequence number that was
+never stored) — but a damaged entry file is still detected by its length and SHA-256
+and moved to ``quarantine/`` (audited), never published.
 
 Entry bytes (all integers big-endian)::
 
@@ -110,9 +112,10 @@ class AckResult(Enum):
     REFUSED = "refused"  # the proof does not match (or the entry cannot be acknowledged)
 
 
-def _write_durably(path: Path, data: bytes) -> None:
+def _write_durably(path: Path, data: bytes, tmp_name: str) -> None:
+    # The outbox lock is held: the temporary file can have a fixed name.
     try:
-        write_atomic(path, data, 0o600, tmp_prefix=".tmp-")
+        write_atomic(path, data, 0o600, tmp_name=tmp_name)
     except OSError as exc:
         raise OutboxError(f"outbox: cannot write {path}: {_os_problem(exc)}") from exc
 
@@ -260,7 +263,7 @@ class AlertOutbox:
             # Never reuse a number still held by a pending entry, even if the counter
             # file was restored from an old backup.
             current = max([current, *(e.seq for e in self._entries.values())])
-            _write_durably(path, f"{current + 1}\n".encode("ascii"))
+            _write_durably(path, f"{current + 1}\n".encode("ascii"), ".tmp-sequence")
             return current + 1
 
     # ---- entries ----------------------------------------------------------------
@@ -300,7 +303,7 @@ class AlertOutbox:
                 self._set_alarm(True, msg)
                 raise OutboxFullError(msg)
             path = self.folder / f"{seq:020d}-{alert_id}{SUFFIX}"
-            _write_durably(path, data)
+            _write_durably(path, data, f".tmp-{seq}{SUFFIX}")
             self._refused.discard(alert_id)
             created = decode_entry(data).created
             entry = OutboxEntry(alert_id, seq, created, len(data), path, ack_secret)

@@ -29,9 +29,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from agent.config import AgentConfig
+from agent.protocol.topics import ack_topic, alert_topic
 from agent.transport.alert_outbox import AckResult, AlertOutbox
 from agent.transport.mqtt_link import MqttLink, MqttLinkError, PublishResult
-from agent.transport.topics import ack_topic, alert_topic
 from agent.trust.alert_envelope import (
     AlertContent,
     AlertEnvelopeError,
@@ -39,6 +39,7 @@ from agent.trust.alert_envelope import (
     decode_ack,
     seal_alert,
 )
+from agent.trust.plate_alert_envelope import PlateAlertContent, seal_plate_alert
 
 log = logging.getLogger(__name__)
 
@@ -109,19 +110,24 @@ class AlertPublisher:
         )
 
     # ---- device side API ------------------------------------------------------------
-    def submit(self, content: AlertContent) -> SealedAlert:
+    def submit(self, content: AlertContent | PlateAlertContent) -> SealedAlert:
         """Seal and durably store an alert, then queue it. Raises OutboxFullError at the cap."""
         sealed = self.seal(content)
         self.store(sealed)
         return sealed
 
-    def seal(self, content: AlertContent) -> SealedAlert:
-        """Give the alert its sequence number (on disk first) and seal it to the hub.
+    def seal(self, content: AlertContent | PlateAlertContent) -> SealedAlert:
+        """Give the alert (a face or a plate alert) its sequence number (on disk first)
+        and seal it to the hub. Both kinds share one sequence, outbox and ack.
 
         Raises OutboxError when the sequence number cannot be stored."""
         if content.device_id != self.device_id:
             raise ValueError(f"alert for device {content.device_id!r} on {self.device_id!r}")
         seq = self.outbox.next_sequence()
+        if isinstance(content, PlateAlertContent):
+            return seal_plate_alert(
+                content, seq=seq, device_key=self._device_key, hub_key=self._hub_key
+            )
         return seal_alert(content, seq=seq, device_key=self._device_key, hub_key=self._hub_key)
 
     def store(self, sealed: SealedAlert) -> None:
@@ -146,6 +152,15 @@ class AlertPublisher:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+
+    def has_unsent(self) -> bool:
+        """Whether an alert waits to be handed to the broker on this link (or for its
+        PUBACK): video transfers hold back until it is through."""
+        pending = self.outbox.pending()
+        with self._lock:
+            if self._awaiting_puback:
+                return True
+            return any(e.alert_id not in self._last_sent for e in pending)
 
     # ---- pump ---------------------------------------------------------------------
     def _pump(self) -> None:

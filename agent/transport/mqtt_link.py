@@ -56,6 +56,14 @@ class MqttSettings:
     session_expiry_s: int = 7 * 86400
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 60.0
+    #: Other brokers of the same fleet (bridged with this one), tried in turn when the
+    #: current one cannot be reached: no single broker process is needed.
+    fallbacks: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def endpoints(self) -> tuple[tuple[str, int], ...]:
+        """Every broker this link may use, the configured one first."""
+        return ((self.host, self.port), *self.fallbacks)
 
     @classmethod
     def from_config(cls, section: MqttSection, client_id: str) -> MqttSettings:
@@ -70,6 +78,7 @@ class MqttSettings:
             session_expiry_s=section.session_expiry_s,
             reconnect_min_s=section.reconnect_min_s,
             reconnect_max_s=section.reconnect_max_s,
+            fallbacks=tuple(parse_endpoint(e) for e in section.fallback),
         )
 
 
@@ -84,6 +93,14 @@ class PublishResult:
 
 
 PublishCallback = Callable[[PublishResult], None]
+
+
+def parse_endpoint(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` as (host, port); MqttLinkError naming the problem otherwise."""
+    host, _, port = text.strip().rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise MqttLinkError(f"mqtt: broker {text[:80]!r}: expected HOST:PORT")
+    return host, int(port)
 
 
 def make_tls_client(s: MqttSettings) -> mqtt.Client:
@@ -132,9 +149,14 @@ class MqttLink:
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         self._sub_mid: int | None = None
+        self._sub_requests: dict[int, list[str]] = {}
+        #: Subscriptions the broker refused (reason code ≥ 0x80): rights not granted to this
+        #: certificate. Cleared on every connect.
+        self.refused_subscriptions: set[str] = set()
         self.last_connect_error: str | None = None
         self._unreachable_logged = False
         self._stopping = False
+        self._endpoint = 0
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -158,7 +180,9 @@ class MqttLink:
         """Register a handler; subscriptions are (re)made on every connect."""
         self._handlers[topic_filter] = handler
         if self._connected.is_set():
-            self._client.subscribe(topic_filter, qos=1)
+            _, mid = self._client.subscribe(topic_filter, qos=1)
+            if mid is not None:
+                self._sub_requests[mid] = [topic_filter]
 
     def add_connect_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every successful connect, reconnects included.
@@ -173,9 +197,10 @@ class MqttLink:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.settings.session_expiry_s
         self._stopping = False
+        host, port = self.endpoint
         self._client.connect_async(
-            self.settings.host,
-            self.settings.port,
+            host,
+            port,
             keepalive=self.settings.keepalive_s,
             clean_start=False,
             properties=props,
@@ -195,6 +220,27 @@ class MqttLink:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def endpoint(self) -> tuple[str, int]:
+        """The broker this link uses now (or tries next)."""
+        return self.settings.endpoints[self._endpoint]
+
+    def _try_next_endpoint(self, client: mqtt.Client) -> None:
+        """After a failure, reconnect to the next broker of the list (paho's thread,
+        connection closed)."""
+        endpoints = self.settings.endpoints
+        if len(endpoints) < 2 or self._stopping:
+            return
+        self._endpoint = (self._endpoint + 1) % len(endpoints)
+        host, port = endpoints[self._endpoint]
+        # paho's public host/port setters refuse while its loop is between a lost
+        # connection and the reconnect it is about to make, which is exactly when the
+        # broker must change; its reconnect() reads these two attributes (paho 2.x, pinned;
+        # tests/transport/test_broker_failover.py fails if that ever changes).
+        client._host, client._port = host, port
+        self._unreachable_logged = False
+        log.info("mqtt: trying broker %s:%d next", host, port)
 
     def wait_connected(self, timeout: float) -> bool:
         """Wait for CONNACK and for the subscriptions of that connection to be granted."""
@@ -249,11 +295,15 @@ class MqttLink:
         self.last_connect_error = None
         self._unreachable_logged = False
         self._subscribed.clear()
+        self.refused_subscriptions.clear()
         if self._handlers:
-            _, mid = client.subscribe([(t, 1) for t in self._handlers])
+            filters = list(self._handlers)
+            _, mid = client.subscribe([(t, 1) for t in filters])
             self._sub_mid = mid
+            if mid is not None:
+                self._sub_requests[mid] = filters
         self._connected.set()
-        log.info("mqtt: connected to %s:%d", self.settings.host, self.settings.port)
+        log.info("mqtt: connected to %s:%d", *self.endpoint)
         for listener in self._connect_listeners:
             try:
                 listener()
@@ -266,9 +316,9 @@ class MqttLink:
             self._unreachable_logged = True
             log.warning(
                 "mqtt: cannot connect to %s:%d (network, TLS or certificate); retrying",
-                self.settings.host,
-                self.settings.port,
+                *self.endpoint,
             )
+        self._try_next_endpoint(client)
 
     def _handle_subscribe(
         self,
@@ -278,9 +328,12 @@ class MqttLink:
         reason_codes: list[ReasonCode],
         properties: Properties | None,
     ) -> None:
-        for rc in reason_codes:
+        filters = self._sub_requests.pop(mid, [])
+        for i, rc in enumerate(reason_codes):
             if rc.is_failure:
-                log.error("mqtt: subscription refused: %s", rc)
+                name = filters[i] if i < len(filters) else "?"
+                self.refused_subscriptions.add(name)
+                log.error("mqtt: subscription to %s refused by the broker: %s", name[:120], rc)
         if mid == self._sub_mid:
             self._subscribed.set()
 
@@ -296,9 +349,10 @@ class MqttLink:
         self._connected.clear()
         self._subscribed.clear()
         if was and self._stopping:
-            log.info("mqtt: disconnected from %s:%d", self.settings.host, self.settings.port)
+            log.info("mqtt: disconnected from %s:%d", *self.endpoint)
         elif was:
             log.warning("mqtt: disconnected (%s); reconnecting with backoff", reason_code)
+            self._try_next_endpoint(client)
             if self._on_disconnected is not None:
                 try:
                     self._on_disconnected()

@@ -20,20 +20,25 @@ adopted even when the document carrying it is refused because of it. The order (
 11 live          (renewal) it names the live activation's deployment, still in time;
                  a stop needs nothing live (``Verified.names_live`` says if it names it)
 12 sequence      greater than the last accepted sequence
-13 watchlist     (activation) its watchlist hash equals the loaded watchlist's
-14 threshold     (activation) not below matching.threshold_floor
- → commit        the sequence (and a newer revocation list) is persisted atomically
+13 watchlist     (activation) its watchlist hash (a plates activation: its hotlist hash)
+                 equals the loaded list's
+14 threshold     (activation) a cosine threshold not below matching.threshold_floor; an
+                 S-norm one only where matching.score allows S-norm (plates: a read
+                 confidence not below plates.confidence_floor)
+ → commit        a newer revocation list, then the sequence, each persisted atomically
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from agent.config import AgentConfig
 from agent.errors import CheckFailed
 from agent.trust.activation_token import (
+    ANALYTIC_PLATES,
     KIND_BY_TYPE,
     Activation,
     Renewal,
@@ -134,6 +139,10 @@ class ThresholdBelowFloor(ActivationRejected):
     step = "threshold"
 
 
+class ScoreKindRefused(ThresholdBelowFloor):
+    """Also step 14: an S-norm threshold on a device set to match with cosine only."""
+
+
 @dataclass(frozen=True)
 class LiveActivation:
     """An accepted activation as the capture gate holds it.
@@ -194,6 +203,17 @@ def peek_deployment(data: bytes) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def peek_analytic(data: bytes) -> str:
+    """The analytic a control document names ("faces" unless it says "plates"), read
+    *before* verification, only to look up which list to check it against."""
+    try:
+        _, body, _ = parse_envelope(data)
+        value = loads_untrusted(body).get("analytic")
+    except (DocumentError, UntrustedJsonError, AttributeError):
+        return "faces"
+    return value if value == ANALYTIC_PLATES else "faces"
+
+
 def _require_canonical(data: bytes) -> None:
     """Refuse any envelope that is not byte-for-byte the canonical encoding of itself.
 
@@ -221,6 +241,8 @@ class ActivationVerifier:
         tolerance_s: float,
         require_clock_sync: bool,
         threshold_floor: float,
+        plate_confidence_floor: float = 0.5,
+        score: str = "snorm",
     ) -> None:
         self.device_id = device_id
         self.trust = trust
@@ -230,6 +252,8 @@ class ActivationVerifier:
         self.tolerance_s = tolerance_s
         self.require_clock_sync = require_clock_sync
         self.threshold_floor = threshold_floor
+        self.plate_confidence_floor = plate_confidence_floor
+        self.score = score  # matching.score: "cosine" refuses S-norm thresholds
 
     @classmethod
     def from_config(
@@ -244,6 +268,8 @@ class ActivationVerifier:
             tolerance_s=cfg.activation.clock_tolerance_s,
             require_clock_sync=cfg.activation.require_clock_sync,
             threshold_floor=cfg.matching.threshold_floor,
+            plate_confidence_floor=cfg.plates.confidence_floor,
+            score=cfg.matching.score,
         )
 
     def verify(
@@ -255,8 +281,14 @@ class ActivationVerifier:
         check_watchlist: bool = True,
         check_live: bool = True,
         commit: bool = True,
+        before_commit: Callable[[Activation | Renewal | Stop], None] | None = None,
     ) -> Verified:
-        """Run every step in order; raise the first failure; persist only on success."""
+        """Run every step in order; raise the first failure; persist only on success.
+
+        ``before_commit`` runs once every check passed and before anything is persisted:
+        what must already be done when the document counts as accepted (a stop's wipe:
+        a power cut between the two must not leave the sequence spent and the watchlist
+        kept)."""
         # A list a technician installed since the last document counts from now on.
         self.trust.refresh_revocations()
         steps: list[str] = []
@@ -384,16 +416,28 @@ class ActivationVerifier:
         if isinstance(token, Activation):
             # 13 watchlist
             if check_watchlist:
+                what = token.list_kind
                 if loaded_watchlist_sha256 is None:
-                    raise WatchlistMismatch("no watchlist is loaded")
-                if loaded_watchlist_sha256 != token.watchlist_sha256:
+                    raise WatchlistMismatch(f"no {what} is loaded")
+                if loaded_watchlist_sha256 != token.list_sha256:
                     raise WatchlistMismatch(
-                        f"activation names watchlist {token.watchlist_sha256[:16]}…, loaded is"
+                        f"activation names {what} {token.list_sha256[:16]}…, loaded is"
                         f" {loaded_watchlist_sha256[:16]}…"
                     )
                 steps.append("watchlist")
             # 14 threshold
-            if token.threshold < self.threshold_floor:
+            if token.analytic == ANALYTIC_PLATES:
+                if token.threshold < self.plate_confidence_floor:
+                    raise ThresholdBelowFloor(
+                        f"threshold {token.threshold} is below the floor "
+                        f"{self.plate_confidence_floor} (plates.confidence_floor)"
+                    )
+            elif token.score == "snorm" and self.score == "cosine":
+                raise ScoreKindRefused(
+                    f"threshold {token.threshold} is an S-norm score and this device matches"
+                    " with cosine only (matching.score); issue a cosine threshold"
+                )
+            elif token.score == "cosine" and token.threshold < self.threshold_floor:
                 raise ThresholdBelowFloor(
                     f"threshold {token.threshold} is below the floor {self.threshold_floor}"
                 )
@@ -412,13 +456,18 @@ class ActivationVerifier:
         elif isinstance(token, Renewal) and live is not None:
             new_live = live.renewed(mono + token.lease_s)
 
+        if before_commit is not None:
+            before_commit(token)
         if commit:
+            # The revocation list first: a power cut between the two writes then leaves a
+            # newer list adopted and the document not accepted (it may come again), never
+            # the document accepted with the list it carried forgotten.
+            if adopt is not None:
+                self.trust.offer_revocations(adopt, persist=True)
             try:
                 self.sequences.advance(token.sequence)
             except SequenceStoreError as exc:
                 raise SequenceNotNewer(str(exc)) from exc
-            if adopt is not None:
-                self.trust.offer_revocations(adopt, persist=True)
             steps.append("commit")
         names_live = (
             not isinstance(token, Activation)

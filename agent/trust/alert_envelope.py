@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import math
 import re
 import secrets
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from agent.errors import CheckFailed
+from agent.protocol.fields import (
+    ALERT_ID_RE,
+    DEPLOYMENT_ID_RE,
+    DEVICE_ID_RE,
+    HEX64_RE,
+    MODEL_ID_RE,
+    QUALITY_KEY_RE,
+    REF_RE,
+)
 from agent.trust.sealed_box import SealedBoxError, open_box, seal
 from agent.trust.signed_document import (
     DocumentError,
@@ -49,6 +60,8 @@ from agent.trust.signed_document import (
     key_id,
     loads_untrusted,
     open_document,
+    pae,
+    parse_envelope,
 )
 from agent.trust.signed_document import sign_document as _sign_document
 
@@ -58,8 +71,8 @@ ENVELOPE_VERSION = 1
 #: Largest envelope the hub accepts; a probe and a scene crop fit easily.
 MAX_ENVELOPE_BYTES = 8 * 1024 * 1024
 
-_ALERT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_ALERT_ID_RE = ALERT_ID_RE
+_ID_RE = DEVICE_ID_RE
 _HEADER_KEYS = {"alert_id", "deployment", "device", "recipient", "sealed_at", "seq", "v"}
 _CONTENT_KEYS = {
     "device_id",
@@ -78,6 +91,8 @@ _CONTENT_KEYS_V2 = _CONTENT_KEYS | {"ack_secret"}
 ACK_SECRET_BYTES = 16
 _ACK_SECRET_RE = re.compile(r"^[0-9a-f]{32}$")
 _U32 = struct.Struct(">I")
+#: More quality figures than the quality gate measures; bounds what an alert may carry.
+MAX_QUALITY_FIGURES = 16
 
 
 class AlertEnvelopeError(CheckFailed):
@@ -132,7 +147,13 @@ class SealedAlert:
 class OpenedAlert:
     header: AlertHeader
     content: AlertContent
+    #: SHA-256 of the envelope bytes exactly as received.
     envelope_sha256: str
+    #: SHA-256 of what the device signed (the payload type and body bytes, in the
+    #: signature's pre-authentication encoding). Two envelopes with the same value carry
+    #: the same signed alert, whatever else differs in their encoding (white space, key
+    #: order, base64 spelling, signatures by other keys): a resend, not a new alert.
+    signed_sha256: str
     #: None for content sealed by a device from before ack proofs (it cannot be acked).
     ack_secret: bytes | None = field(default=None, repr=False)
 
@@ -183,12 +204,59 @@ def seal_alert(
     """Encrypt ``content`` to the hub alert key and sign the result with the device key."""
     if seq < 1:
         raise ValueError("alert sequence numbers start at 1")
-    if not _ID_RE.fullmatch(content.device_id):
-        raise ValueError(f"device id {content.device_id!r} is not valid")
+    for value, pattern, what in (
+        (content.device_id, _ID_RE, "device id"),
+        (content.deployment_id, DEPLOYMENT_ID_RE, "deployment id"),
+        (content.watchlist_entry, REF_RE, "watchlist entry"),
+        (content.model_id, MODEL_ID_RE, "model id"),
+    ):
+        # The hub refuses what does not match (docs/protocol.md 11.1–11.2): fail here.
+        if not pattern.fullmatch(value):
+            raise ValueError(f"{what} {value[:70]!r} is not valid")
+    if len(content.quality) > MAX_QUALITY_FIGURES or not all(
+        QUALITY_KEY_RE.fullmatch(k) for k in content.quality
+    ):
+        raise ValueError("quality figures must be at most 16, named [a-z][a-z0-9_]*")
+    ack_secret = secrets.token_bytes(ACK_SECRET_BYTES)
+    return seal_envelope(
+        ALERT_PAYLOAD_TYPE,
+        ALERT_INFO,
+        lambda secret: _content_bytes(content, secret),
+        device_id=content.device_id,
+        deployment_id=content.deployment_id,
+        seq=seq,
+        device_key=device_key,
+        hub_key=hub_key,
+        alert_id=alert_id,
+        now=now,
+        ack_secret=ack_secret,
+    )
+
+
+def seal_envelope(
+    payload_type: str,
+    info: bytes,
+    content_bytes: Callable[[bytes], bytes],
+    *,
+    device_id: str,
+    deployment_id: str,
+    seq: int,
+    device_key: Ed25519PrivateKey,
+    hub_key: X25519PublicKey,
+    alert_id: str | None = None,
+    now: float | None = None,
+    ack_secret: bytes | None = None,
+) -> SealedAlert:
+    """The three layers around any alert kind's content (face alerts here, plate alerts in
+    ``plate_alert_envelope``): the clear header, the box sealed to the hub alert key with
+    the header as associated data, the signed envelope of ``payload_type``.
+    ``content_bytes(ack_secret)`` frames the content with the ack secret inside it."""
+    if seq < 1:
+        raise ValueError("alert sequence numbers start at 1")
     header = AlertHeader(
         alert_id=alert_id or new_alert_id(),
-        device=content.device_id,
-        deployment=content.deployment_id,
+        device=device_id,
+        deployment=deployment_id,
         seq=seq,
         sealed_at=int(time.time() if now is None else now),
         recipient=key_id(hub_key),
@@ -204,13 +272,13 @@ def seal_alert(
             "v": ENVELOPE_VERSION,
         }
     )
-    ack_secret = secrets.token_bytes(ACK_SECRET_BYTES)
-    box = seal(hub_key, _content_bytes(content, ack_secret), aad=header_bytes, info=ALERT_INFO)
+    secret = ack_secret if ack_secret is not None else secrets.token_bytes(ACK_SECRET_BYTES)
+    box = seal(hub_key, content_bytes(secret), aad=header_bytes, info=info)
     body = {
         "box": base64.b64encode(box).decode("ascii"),
         "header": base64.b64encode(header_bytes).decode("ascii"),
     }
-    return SealedAlert(header, _sign_document(ALERT_PAYLOAD_TYPE, body, device_key), ack_secret)
+    return SealedAlert(header, _sign_document(payload_type, body, device_key), secret)
 
 
 def _b64(value: object, what: str) -> bytes:
@@ -268,10 +336,10 @@ def parse_header(header_bytes: bytes) -> AlertHeader:
     return AlertHeader(
         alert_id=_text(h, "alert_id", "header", _ALERT_ID_RE),
         device=_text(h, "device", "header", _ID_RE),
-        deployment=_text(h, "deployment", "header"),
+        deployment=_text(h, "deployment", "header", DEPLOYMENT_ID_RE),
         seq=seq,
         sealed_at=_integer(h, "sealed_at", "header"),
-        recipient=_text(h, "recipient", "header", re.compile(r"^[0-9a-f]{64}$")),
+        recipient=_text(h, "recipient", "header", HEX64_RE),
     )
 
 
@@ -303,18 +371,22 @@ def _parse_content(data: bytes) -> tuple[AlertContent, bytes | None]:
     if not probe:
         raise AlertEnvelopeError("alert: content has no probe crop")
     quality = c["quality"]
-    if not isinstance(quality, dict) or not all(isinstance(k, str) for k in quality):
-        raise AlertEnvelopeError("alert: content.quality must be an object of numbers")
+    if (
+        not isinstance(quality, dict)
+        or len(quality) > MAX_QUALITY_FIGURES
+        or not all(isinstance(k, str) and QUALITY_KEY_RE.fullmatch(k) for k in quality)
+    ):
+        raise AlertEnvelopeError("alert: content.quality must be an object of named numbers")
     track = c["track_id"]
     if isinstance(track, bool) or not isinstance(track, int):
         raise AlertEnvelopeError("alert: content.track_id must be an integer")
     content = AlertContent(
         device_id=_text(c, "device_id", "content", _ID_RE),
-        deployment_id=_text(c, "deployment_id", "content"),
-        watchlist_entry=_text(c, "watchlist_entry", "content"),
+        deployment_id=_text(c, "deployment_id", "content", DEPLOYMENT_ID_RE),
+        watchlist_entry=_text(c, "watchlist_entry", "content", REF_RE),
         score=_number(c, "score", "content"),
         threshold=_number(c, "threshold", "content"),
-        model_id=_text(c, "model_id", "content"),
+        model_id=_text(c, "model_id", "content", MODEL_ID_RE),
         track_id=track,
         first_seen=_number(c, "first_seen", "content"),
         decided_at=_number(c, "decided_at", "content"),
@@ -337,12 +409,47 @@ def open_alert(
     ``sender`` is the device id the broker vouched for (the topic, which the ACL ties
     to the certificate CN); ``device_key`` is that device's enrolled public key.
     """
+    header, plaintext, signed_sha256, envelope_sha256 = open_envelope(
+        envelope,
+        ALERT_PAYLOAD_TYPE,
+        ALERT_INFO,
+        sender=sender,
+        device_key=device_key,
+        hub_key=hub_key,
+    )
+    content, ack_secret = _parse_content(plaintext)
+    if content.device_id != header.device or content.deployment_id != header.deployment:
+        raise AlertEnvelopeError("alert: content and header disagree on device or deployment")
+    return OpenedAlert(header, content, envelope_sha256, signed_sha256, ack_secret)
+
+
+def envelope_payload_type(envelope: bytes) -> str | None:
+    """The payload type an envelope claims, read before anything is verified, only to pick
+    which alert kind's checks to run (each then verifies everything)."""
+    try:
+        ptype, _, _ = parse_envelope(envelope)
+    except DocumentError:
+        return None
+    return ptype
+
+
+def open_envelope(
+    envelope: bytes,
+    payload_type: str,
+    info: bytes,
+    *,
+    sender: str,
+    device_key: Ed25519PublicKey,
+    hub_key: X25519PrivateKey,
+) -> tuple[AlertHeader, bytes, str, str]:
+    """Verify the signature, the header and the sender, and decrypt the box of an alert
+    envelope of ``payload_type``: (header, plaintext, signed SHA-256, envelope SHA-256)."""
     if len(envelope) > MAX_ENVELOPE_BYTES:
         raise AlertEnvelopeError(f"alert: larger than {MAX_ENVELOPE_BYTES} bytes")
     expected_kid = key_id(device_key)
     try:
         doc = open_document(
-            envelope, ALERT_PAYLOAD_TYPE, lambda kid: device_key if kid == expected_kid else None
+            envelope, payload_type, lambda kid: device_key if kid == expected_kid else None
         )
     except DocumentError as exc:
         raise AlertEnvelopeError(f"alert: {exc}") from exc
@@ -358,13 +465,11 @@ def open_alert(
     if header.recipient != key_id(hub_key.public_key()):
         raise AlertEnvelopeError("alert: sealed to a different hub alert key")
     try:
-        plaintext = open_box(hub_key, box, aad=header_bytes, info=ALERT_INFO)
+        plaintext = open_box(hub_key, box, aad=header_bytes, info=info)
     except SealedBoxError as exc:
         raise AlertEnvelopeError(f"alert: {exc}") from exc
-    content, ack_secret = _parse_content(plaintext)
-    if content.device_id != header.device or content.deployment_id != header.deployment:
-        raise AlertEnvelopeError("alert: content and header disagree on device or deployment")
-    return OpenedAlert(header, content, doc.envelope_sha256, ack_secret)
+    signed_sha256 = hashlib.sha256(pae(doc.payload_type, doc.body_bytes)).hexdigest()
+    return header, plaintext, signed_sha256, doc.envelope_sha256
 
 
 ACK_VERSION = 2

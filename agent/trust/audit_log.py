@@ -16,13 +16,16 @@ Ed25519 signature over the DSSE pre-authentication encoding of
 ``CHECKPOINT_TYPE`` and the entry's canonical bytes without ``sig``; as the
 entry holds ``prev``, it signs the whole chain before it.
 
-A power cut can tear the last line: it then lacks its newline (each line is
-written with its newline in one ``write``). On the next open the last line is
-always terminated with a newline; a complete entry is simply continued from,
-while a torn fragment is kept (it is evidence) and an ``audit.recovered`` entry
-naming its line number is appended, chained from the last good entry. ``verify_audit_log`` accepts a bad line only in those two
-places: as the very last line ("torn tail") or right before the matching
-``audit.recovered`` entry.
+A power cut can tear the last line. Each line is written with its newline in one
+``write``, but the kernel may hand it to the disk in pieces (at page boundaries) and
+the disk may keep any of them: the last line may lack its newline, or end with it
+but have lost an earlier piece (zeros in its place). On the next open the last line
+is always terminated with a newline; a complete entry is simply continued from,
+while a torn line (no newline, or zeros where a piece was lost) is kept (it is
+evidence) and an ``audit.recovered`` entry naming its line number is appended,
+chained from the last good entry. ``verify_audit_log`` accepts a bad line only in
+those two places: as the very last line if it looks torn ("torn tail") or right
+before the matching ``audit.recovered`` entry.
 
 Field values are limited to short strings, numbers, booleans and null, and
 field names that suggest biometric content are refused outright.
@@ -76,6 +79,8 @@ SECURITY_EVENT_PREFIXES = (
     "agent.",
     "outbox.",  # retention purges are deletion records (alerts kept at most 31 days)
     "camera.",  # the camera opened outside a deployment (probe)
+    "console.",  # the hub's log: logins, logouts
+    "user.",  # the hub's log: console accounts added, disabled, passwords changed
 )
 GENESIS_PREV = "0" * 64
 ENTRY_KEYS = {"seq", "time", "event", "fields", "prev"}
@@ -160,6 +165,12 @@ def _parse_entry(line: bytes) -> dict[str, Any] | None:
     if not isinstance(entry["event"], str) or not isinstance(entry["time"], str):
         return None
     return entry
+
+
+def _looks_torn(line: bytes, terminated: bool) -> bool:
+    """A bad last line is a torn write if its newline never reached the disk, or a piece
+    of it was lost: an append's lost piece reads back as zeros, which no entry holds."""
+    return not terminated or b"\x00" in line
 
 
 def _checkpoint_message(entry: dict[str, Any]) -> bytes:
@@ -255,9 +266,10 @@ class AuditLog:
             self._lines += 1
             entry = _parse_entry(line)
             if entry is None:
-                # Only an unterminated last line is a torn write (a writer died in its
-                # write); anything else is left for verify to report.
-                if i == len(lines) and not ends_clean:
+                # Only the last line is a torn write (a writer died in its write, or the
+                # power went before all of it reached the disk, newline or not);
+                # anything else is left for verify to report.
+                if i == len(lines) and _looks_torn(line, ends_clean):
                     torn = (self._lines, len(line))
                 continue
             self._seq, self._prev = entry["seq"], line_hash(line)
@@ -400,7 +412,7 @@ def verify_audit_log(
     for i, line in enumerate(lines, start=1):
         entry = _parse_entry(line)
         if entry is None:
-            if i == len(lines) and not ends_clean:
+            if i == len(lines) and _looks_torn(line, ends_clean):
                 report.torn_tail_line = i
                 break
             if pending_torn is not None:

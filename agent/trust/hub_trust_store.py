@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from agent.trust.key_certificates import (
     ROLE_ALERT,
+    ROLE_EVIDENCE,
     ROLE_WATCHLIST,
     CertificateError,
     KeyCertificate,
@@ -106,9 +107,20 @@ class HubTrustStore:
 
     def alert_key(self, now: float) -> X25519PublicKey:
         """The hub key alerts are sealed to: the newest valid, unrevoked alert certificate."""
-        certs = self._current(ROLE_ALERT, now)
+        return self._encryption_key(ROLE_ALERT, now)
+
+    def evidence_key(self, now: float) -> X25519PublicKey:
+        """The hub key recording segments are sealed to (a separate key from the alert
+        key, so whoever opens alerts cannot open CCTV recordings and the other way round)."""
+        return self._encryption_key(ROLE_EVIDENCE, now)
+
+    def has_evidence_key(self, now: float) -> bool:
+        return bool(self._current(ROLE_EVIDENCE, now))
+
+    def _encryption_key(self, role: str, now: float) -> X25519PublicKey:
+        certs = self._current(role, now)
         if not certs:
-            raise CertificateError("trust store: no valid hub alert key certificate")
+            raise CertificateError(f"trust store: no valid hub {role} key certificate")
         key = certs[0].public_key
         assert isinstance(key, X25519PublicKey)  # guaranteed by open_certificate
         return key

@@ -8,7 +8,8 @@ the root signed, which says what the key is for (its role) and for how long:
     supervisor    ed25519   activations, renewals, stops
     operator      ed25519   renewals, stops
     watchlist     ed25519   watchlist bundles
-    alert         x25519    (encryption) devices seal alerts to it
+    alert         x25519    (encryption) devices seal alerts and alert clips to it
+    evidence      x25519    (encryption) devices seal CCTV recording segments to it
 
 A revocation list names revoked key ids. It carries a version that only
 grows; a device keeps the highest version it has verified and never goes back.
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from agent.errors import CheckFailed
+from agent.protocol.fields import NAME_PATTERN as NAME_PATTERN
 from agent.trust.signed_document import (
     DocumentError,
     b64e,
@@ -43,14 +45,15 @@ ROLE_SUPERVISOR = "supervisor"
 ROLE_OPERATOR = "operator"
 ROLE_WATCHLIST = "watchlist"
 ROLE_ALERT = "alert"
+ROLE_EVIDENCE = "evidence"
 ROLE_KEY_TYPES = {
     ROLE_SUPERVISOR: "ed25519",
     ROLE_OPERATOR: "ed25519",
     ROLE_WATCHLIST: "ed25519",
     ROLE_ALERT: "x25519",
+    ROLE_EVIDENCE: "x25519",
 }
 OPERATOR_ROLES = (ROLE_OPERATOR, ROLE_SUPERVISOR)
-NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,62}"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 CERTIFICATE_FIELDS = {

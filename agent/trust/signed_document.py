@@ -181,8 +181,41 @@ def sign_document(
     return canonical_json(envelope)
 
 
+#: The envelope's objects, exactly: any other key is refused, so nothing outside the
+#: signed bytes can be added to a document without changing what it is.
+ENVELOPE_KEYS = frozenset({"payloadType", "payload", "signatures"})
+SIGNATURE_KEYS = frozenset({"keyid", "sig"})
+#: More signatures than any document of ours carries; bounds the work of a verifier.
+MAX_SIGNATURES = 8
+_KEYID_CHARS = frozenset("0123456789abcdef")
+_ED25519_SIG_BYTES = 64
+
+
+def _canonical_b64(text: object, what: str) -> bytes:
+    """Decode base64 that must be the one standard encoding of its bytes (padding
+    present, unused low bits zero): two spellings of one signature would be two
+    envelopes with the same signed content."""
+    data = b64d(text, what)
+    if b64e(data) != text:
+        raise DocumentError(f"{what}: base64 is not in canonical form")
+    return data
+
+
+def _exact_keys(obj: dict[str, Any], keys: frozenset[str], what: str, kind: str) -> None:
+    extra = sorted(set(obj) - keys)
+    if extra:
+        raise DocumentError(f"{what}: unknown {kind} field {extra[0][:40]!r}")
+    missing = sorted(keys - set(obj))
+    if missing:
+        raise DocumentError(f"{what}: {kind} field {missing[0]!r} missing")
+
+
 def parse_envelope(data: bytes) -> tuple[str, bytes, list[tuple[str, bytes]]]:
-    """Split envelope bytes into (type, body bytes, [(keyid, sig)]) without verifying."""
+    """Split envelope bytes into (type, body bytes, [(keyid, sig)]) without verifying.
+
+    Strict: the envelope and each signature object hold exactly their keys, key ids are
+    64 lower-case hex digits, signatures 64 bytes, and base64 is canonical.
+    """
     if len(data) > MAX_DOCUMENT_BYTES:
         raise DocumentError(f"document: larger than {MAX_DOCUMENT_BYTES} bytes")
     try:
@@ -191,21 +224,29 @@ def parse_envelope(data: bytes) -> tuple[str, bytes, list[tuple[str, bytes]]]:
         raise DocumentError(f"document: {exc}") from exc
     if not isinstance(env, dict):
         raise DocumentError("document: envelope is not a JSON object")
-    unknown = set(env) - {"payloadType", "payload", "signatures"}
-    if unknown:
-        raise DocumentError(f"document: unknown envelope field {sorted(unknown)[0]!r}")
-    ptype = env.get("payloadType")
+    _exact_keys(env, ENVELOPE_KEYS, "document", "envelope")
+    ptype = env["payloadType"]
     if not isinstance(ptype, str) or not ptype:
         raise DocumentError("document: payloadType missing")
-    body = b64d(env.get("payload"), "document.payload")
-    sigs_raw = env.get("signatures")
+    body = _canonical_b64(env["payload"], "document.payload")
+    sigs_raw = env["signatures"]
     if not isinstance(sigs_raw, list) or not sigs_raw:
         raise DocumentError("document: no signatures")
+    if len(sigs_raw) > MAX_SIGNATURES:
+        raise DocumentError(f"document: more than {MAX_SIGNATURES} signatures")
     sigs: list[tuple[str, bytes]] = []
     for i, s in enumerate(sigs_raw):
-        if not isinstance(s, dict) or not isinstance(s.get("keyid"), str):
-            raise DocumentError(f"document.signatures[{i}]: missing keyid")
-        sigs.append((s["keyid"], b64d(s.get("sig"), f"document.signatures[{i}].sig")))
+        what = f"document.signatures[{i}]"
+        if not isinstance(s, dict):
+            raise DocumentError(f"{what}: not an object")
+        _exact_keys(s, SIGNATURE_KEYS, what, "signature")
+        kid = s["keyid"]
+        if not isinstance(kid, str) or len(kid) != 64 or not set(kid) <= _KEYID_CHARS:
+            raise DocumentError(f"{what}.keyid: not 64 lower-case hex digits")
+        sig = _canonical_b64(s["sig"], f"{what}.sig")
+        if len(sig) != _ED25519_SIG_BYTES:
+            raise DocumentError(f"{what}.sig: not a {_ED25519_SIG_BYTES}-byte signature")
+        sigs.append((kid, sig))
     return ptype, body, sigs
 
 

@@ -50,11 +50,17 @@ def similarity_transform(
     return m
 
 
-def align_face(image: npt.NDArray[Any], landmarks: npt.NDArray[np.floating]) -> BgrImage:
-    """The 112×112 BGR face whose landmarks sit on the ArcFace template."""
-    m = similarity_transform(landmarks, ARCFACE_TEMPLATE)
+def align_face(
+    image: npt.NDArray[Any],
+    landmarks: npt.NDArray[np.floating],
+    template: npt.NDArray[np.floating] = ARCFACE_TEMPLATE,
+    size: int = ALIGNED_SIZE,
+) -> BgrImage:
+    """The size×size BGR face whose landmarks sit on ``template`` (default: the 112×112
+    ArcFace template, which the quality checks always use; an embedder's own manifest may
+    give another for its input)."""
+    m = similarity_transform(landmarks, template)
     aligned: BgrImage = np.asarray(
-        cv2.warpAffine(image, m, (ALIGNED_SIZE, ALIGNED_SIZE), flags=cv2.INTER_LINEAR),
-        dtype=np.uint8,
+        cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR), dtype=np.uint8
     )
     return aligned

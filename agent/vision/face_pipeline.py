@@ -7,7 +7,9 @@ for detecting a 640-wide frame), so a track is embedded only when a shot passes
 the quality gate and is better than its shots so far (or, every
 ``attempt_interval_frames``, nearly as good), at most ``max_attempts_per_track``
 times (``attempts_after_match`` more after an alert). Shots are fused along the
-track (``matching.fusion``).
+track (``matching.fusion``). Each comparison is ``Gallery.rank`` in the score kind of
+the activation (cosine or S-norm), and an entry alerts only when its score reaches the
+threshold and its cosine the floor (``Matcher``).
 
 Non-match data: frames, aligned faces, embeddings and scores are locals of one
 ``process`` call and are dropped when it returns; the only per-face data kept
@@ -36,14 +38,13 @@ All faces picked on one frame are embedded in one call.
 
 from __future__ import annotations
 
-import threading
+import math
 import time
 from collections import deque
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
+import cv2
 import numpy as np
 
 from agent.camera.frame_source import BgrImage, Frame
@@ -51,6 +52,7 @@ from agent.config import AgentConfig
 from agent.errors import CheckFailed, ModelError
 from agent.matching.gallery import Gallery
 from agent.matching.matcher import Matcher
+from agent.matching.score_normalisation import check_score_kind
 from agent.vision.face_align import align_face
 from agent.vision.face_detector import Detection, FaceDetector
 from agent.vision.face_embedder import FaceEmbedder
@@ -64,11 +66,14 @@ from agent.vision.face_tracker import FaceTracker, Track
 from agent.vision.model_store import PinnedModel
 from agent.vision.onnx_session import resolve_threads
 from agent.vision.shot_fusion import ShotAccumulator
+from agent.vision.stage_timings import StageTimings
 
-STAGES = ("detect", "align", "embed", "match")
 _CROP_MARGIN = 0.25  # of the box size, around the face in the probe crop
+#: Longest side of the scene context image: enough to see where the person stood and
+#: with whom, small enough for a cellular link (about 40–80 KB as JPEG).
+SCENE_MAX_SIDE = 640
+_SCENE_BOX_BGR = (0, 200, 255)  # amber: visible on most street scenes
 _BETTER_SHOT = 1.15  # a shot this much better than the best so far is worth an attempt
-_TIMING_SAMPLES = 20000
 _MAX_PENDING = 2  # embedding batches in flight in the two-stage mode
 
 
@@ -83,6 +88,9 @@ class MatchCandidate:
     model_id: str
     crop: BgrImage  # the probe face (with a margin), BGR
     box: tuple[float, float, float, float]  # x, y, w, h in frame pixels
+    # The frame the decision was made on, downscaled, with the face's box drawn: context
+    # for the operator. Made only for a match, sealed with the crop.
+    scene: BgrImage
     quality: dict[str, float]
     frame_seq: int
     frame_t_mono: float
@@ -105,37 +113,6 @@ class PipelineCounters:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-class StageTimings:
-    """Durations (seconds) of each stage call, newest ``_TIMING_SAMPLES`` kept; no face data."""
-
-    def __init__(self) -> None:
-        self._samples: dict[str, deque[float]] = {s: deque(maxlen=_TIMING_SAMPLES) for s in STAGES}
-        self.totals: dict[str, float] = dict.fromkeys(STAGES, 0.0)
-        self.counts: dict[str, int] = dict.fromkeys(STAGES, 0)
-        self._lock = threading.Lock()  # the embedding thread records too
-
-    def record(self, stage: str, seconds: float) -> None:
-        with self._lock:
-            self._samples[stage].append(seconds)
-            self.totals[stage] += seconds
-            self.counts[stage] += 1
-
-    def samples(self, stage: str) -> list[float]:
-        with self._lock:
-            return list(self._samples[stage])
-
-    @contextmanager
-    def measure(self, stage: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.record(stage, time.perf_counter() - t0)
-
-    def clear(self) -> None:
-        self.__init__()  # type: ignore[misc]
 
 
 @dataclass
@@ -193,6 +170,7 @@ class FacePipeline:
         self.timings = StageTimings()
         self._tracks: dict[int, _TrackShots] = {}
         self._gallery: Gallery | None = None
+        self.score_kind = "cosine"
         self._matcher = Matcher(1.0, cfg.matching.cooldown_s)
 
     # -- watchlist -------------------------------------------------------------------------
@@ -206,16 +184,27 @@ class FacePipeline:
         return self._gallery is not None
 
     def set_watchlist(
-        self, gallery: Gallery | None, threshold: float, model_id: str | None = None
+        self,
+        gallery: Gallery | None,
+        threshold: float,
+        model_id: str | None = None,
+        score: str = "cosine",
     ) -> None:
-        """Match against ``gallery`` at ``threshold`` from now on (None: detect and count only).
+        """Match against ``gallery`` at ``threshold`` in score kind ``score`` from now on (None:
+        detect and count only).
 
-        ``model_id`` is the embedder the gallery was built with; a different one is refused,
-        as is a threshold below ``matching.threshold_floor``. Live track state is purged.
+        ``model_id`` is the embedder the gallery was built with; a different one is refused.
+        A cosine threshold below ``matching.threshold_floor`` is refused; whatever the kind,
+        no entry alerts with a cosine below the floor. An S-norm watchlist's cohort
+        statistics are computed here (CohortTooSmall when it is too small). Live track state
+        is purged.
         """
         floor = self.cfg.matching.threshold_floor
-        if not floor <= threshold <= 1.0:
+        check_score_kind(score)
+        if score == "cosine" and not floor <= threshold <= 1.0:
             raise CheckFailed(f"matching: threshold {threshold} is outside {floor}–1 (floor)")
+        if not math.isfinite(threshold):
+            raise CheckFailed(f"matching: threshold {threshold} is not a finite number")
         if gallery is not None:
             if model_id is not None and model_id != self.model_id:
                 raise ModelError(
@@ -225,9 +214,11 @@ class FacePipeline:
                 raise ModelError(
                     f"matching: watchlist embeddings are {gallery.dim}-d, the embedder gives {self.embedder.dim}"
                 )
+            gallery.prepare(score)
         self._purge_tracks()
         self._gallery = gallery
-        self._matcher = Matcher(threshold, self.cfg.matching.cooldown_s)
+        self.score_kind = score
+        self._matcher = Matcher(threshold, self.cfg.matching.cooldown_s, cosine_floor=floor)
 
     # -- per frame -------------------------------------------------------------------------
 
@@ -354,7 +345,10 @@ class FacePipeline:
                 state.attempts_after_match += 1
             else:
                 state.attempts += 1
-            selected.append((track_id, det, aligned, quality))
+            # The quality checks saw the standard alignment; the embedder may want its own.
+            selected.append(
+                (track_id, det, self.embedder.crop(frame.image, det.landmarks, aligned), quality)
+            )
         return selected
 
     def _compare(
@@ -370,18 +364,19 @@ class FacePipeline:
         state = self._tracks[track_id]
         with self.timings.measure("match"):
             probe = state.shots.add(emb, quality.rank)
-            scores, indices = gallery.search(probe[None, :], self.cfg.matching.top_k)
-            ranked = state.shots.fuse_scores(scores[0], indices[0])
+            top = gallery.rank(probe[None, :], self.cfg.matching.top_k, self.score_kind)
+            ranked = state.shots.fuse_scores(top.scores[0], top.indices[0], top.cosines[0])
             decisions = self._matcher.decide(
-                track_id, ((gallery.refs[i], s) for i, s in ranked), time.monotonic()
+                track_id, ((gallery.refs[i], s, c) for i, s, c in ranked), time.monotonic()
             )
         self.counters.faces_compared += 1
-        del probe, scores, indices, ranked
+        del probe, top, ranked
         if not decisions:
             return []
         state.alerted = True
         self.counters.matches += len(decisions)
         crop = _crop(frame.image, det)
+        scene = _scene(frame.image, det)
         now = time.monotonic()
         return [
             MatchCandidate(
@@ -392,6 +387,7 @@ class FacePipeline:
                 model_id=self.model_id,
                 crop=crop,
                 box=(det.x, det.y, det.w, det.h),
+                scene=scene,
                 quality=quality.figures(),
                 frame_seq=frame.seq,
                 frame_t_mono=frame.t_mono,
@@ -453,6 +449,7 @@ class FacePipeline:
         self._purge_tracks()
         self._matcher.reset()
         self._gallery = None
+        self.score_kind = "cosine"
         self._matcher = Matcher(1.0, self.cfg.matching.cooldown_s)
         self.counters = PipelineCounters()
 
@@ -470,3 +467,20 @@ def _crop(image: BgrImage, det: Detection) -> BgrImage:
     x0, y0 = max(0, int(det.x - mx)), max(0, int(det.y - my))
     x1, y1 = min(w, int(det.x + det.w + mx)), min(h, int(det.y + det.h + my))
     return image[y0:y1, x0:x1].copy()
+
+
+def _scene(image: BgrImage, det: Detection) -> BgrImage:
+    """The frame downscaled to at most ``SCENE_MAX_SIDE`` with the face's box drawn."""
+    h, w = image.shape[:2]
+    scale = min(1.0, SCENE_MAX_SIDE / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small: BgrImage = (
+        np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        if scale < 1.0
+        else image.copy()
+    )
+    x0, y0 = round(det.x * scale), round(det.y * scale)
+    x1, y1 = round((det.x + det.w) * scale), round((det.y + det.h) * scale)
+    thickness = max(2, round(max(size) / 320))
+    cv2.rectangle(small, (x0, y0), (x1, y1), _SCENE_BOX_BGR, thickness)
+    return small

@@ -38,7 +38,8 @@ class ShotAccumulator:
         self.method = method
         self.shots = 0
         self._sum: npt.NDArray[np.float32] | None = None
-        self.best_scores: dict[int, float] = {}  # gallery index -> best score (best_of)
+        # gallery index -> (best score, the cosine of that shot) (best_of)
+        self.best_scores: dict[int, tuple[float, float]] = {}
 
     def add(self, embedding: npt.NDArray[np.float32], weight: float) -> npt.NDArray[np.float32]:
         """Add a shot; returns the probe to compare (the shot, or the running fused mean)."""
@@ -51,15 +52,26 @@ class ShotAccumulator:
         return (self._sum / norm).astype(np.float32) if norm > 0 else embedding
 
     def fuse_scores(
-        self, scores: npt.NDArray[np.float32], indices: npt.NDArray[np.intp]
-    ) -> list[tuple[int, float]]:
-        """(gallery index, fused score) pairs for this probe's top-k, best first."""
+        self,
+        scores: npt.NDArray[np.float32],
+        indices: npt.NDArray[np.intp],
+        cosines: npt.NDArray[np.float32],
+    ) -> list[tuple[int, float, float]]:
+        """(gallery index, fused score, its cosine) for this probe's top-k, best score first.
+
+        ``scores`` are in the deployment's score kind, ``cosines`` the raw cosine of the
+        same entries (the matcher's floor applies to them).
+        """
         if self.method == "weighted_mean":
-            return [(int(i), float(s)) for s, i in zip(scores, indices, strict=True)]
-        for s, i in zip(scores, indices, strict=True):
+            return [
+                (int(i), float(s), float(c))
+                for s, i, c in zip(scores, indices, cosines, strict=True)
+            ]
+        for s, i, c in zip(scores, indices, cosines, strict=True):
             i = int(i)
-            self.best_scores[i] = max(float(s), self.best_scores.get(i, -1.0))
-        return sorted(self.best_scores.items(), key=lambda kv: -kv[1])
+            if i not in self.best_scores or float(s) > self.best_scores[i][0]:
+                self.best_scores[i] = (float(s), float(c))
+        return sorted(((i, s, c) for i, (s, c) in self.best_scores.items()), key=lambda t: -t[1])
 
     def clear(self) -> None:
         if self._sum is not None:

@@ -70,7 +70,8 @@ class StillPhotoAnalyser:
 
     def embed(self, image: ImageArray, det: Detection) -> npt.NDArray[np.float32]:
         """Unit float32 embedding (``embedder.dim`` long) of the face ``det`` in ``image``."""
-        emb: npt.NDArray[np.float32] = self.embedder.embed([align_face(image, det.landmarks)])[0]
+        face = self.embedder.crop(image, det.landmarks)
+        emb: npt.NDArray[np.float32] = self.embedder.embed([face])[0]
         return emb
 
     def central_face(self, image: ImageArray) -> Detection | None:

@@ -43,14 +43,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from agent.errors import UsageError
-from agent.hub.activation_issuer import ActivationIssuer
-from agent.hub.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
-from agent.hub.alert_store import AlertRow, AlertStore
-from agent.hub.deployment_reports import DeploymentReportStore, ReportReceiver
-from agent.hub.operator_keys import HubKeyStore
+from agent.hub.intake.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
+from agent.hub.intake.report_receiver import ReportReceiver
+from agent.hub.keys.activation_issuer import ActivationIssuer
+from agent.hub.keys.operator_keys import HubKeyStore
+from agent.hub.store.alert_store import AlertRow, AlertStore
+from agent.hub.store.report_store import DeploymentReportStore
 from agent.matching.watchlist_bundle import WatchlistContent, build_bundle
+from agent.protocol.topics import ALL_EVENTS, activation_topic, watchlist_topic
 from agent.transport.mqtt_link import MqttLink, MqttSettings
-from agent.transport.topics import ALL_EVENTS, activation_topic, watchlist_topic
 from agent.trust.audit_log import verify_audit_log
 from agent.trust.key_files import load_public_key
 from agent.vision.model_store import resolve_models
@@ -244,7 +245,13 @@ class RealRig:
         )
         self.link.subscribe(
             ALL_EVENTS,
-            ReportReceiver(self.report_store, self.store.device_key, self._on_report).handle,
+            ReportReceiver(
+                self.report_store,
+                self.store.device_key,
+                self._on_report,
+                hub_key=self.hub.alert_private_key(),
+                acknowledge=self.link.publish,
+            ).handle,
         )
         self.worker.start()
         self._closers.append(self.worker.stop)

@@ -28,14 +28,15 @@ import numpy as np
 
 import agent
 from agent.errors import UsageError
-from agent.hub.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
-from agent.hub.alert_store import AlertRow, AlertStore
-from agent.hub.deployment_reports import DeploymentReportStore, ReportReceiver
-from agent.hub.pki import issue_broker_cert
+from agent.hub.intake.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
+from agent.hub.intake.report_receiver import ReportReceiver
+from agent.hub.keys.pki import issue_broker_cert
+from agent.hub.store.alert_store import AlertRow, AlertStore
+from agent.hub.store.report_store import DeploymentReportStore
 from agent.matching.watchlist_bundle import SealedBundle
+from agent.protocol.topics import ALL_EVENTS
 from agent.transport.alert_outbox import encode_entry
 from agent.transport.mqtt_link import MqttLink
-from agent.transport.topics import ALL_EVENTS
 from agent.trust.audit_log import verify_audit_log
 from agent.trust.device_keys import load_device_signing_public
 from agent.vision.model_store import resolve_models
@@ -52,6 +53,7 @@ from hil.rig.scenarios.scenario_support import (
     parse_audit,
     wait_for,
 )
+from hil.rig.unit_environment import unit_environment
 from hil.synthetic_scene import SceneSpec, SceneTruth, generate_scene, load_truth
 from hil.virtual_site import DeviceProcess, VirtualSite
 
@@ -235,7 +237,13 @@ class VirtualRig:
         )
         self.hub_link.subscribe(
             ALL_EVENTS,
-            ReportReceiver(self.report_store, self.store.device_key, self._on_report).handle,
+            ReportReceiver(
+                self.report_store,
+                self.store.device_key,
+                self._on_report,
+                hub_key=self.site.hub.alert_private_key(),
+                acknowledge=self.hub_link.publish,
+            ).handle,
         )
         self.worker.start()
         if not self.hub_link.wait_connected(15):
@@ -412,6 +420,10 @@ class VirtualRig:
         log_path = self.site.device_dir / "agent.log"
         env = dict(os.environ)
         env.setdefault("OPENBLAS_NUM_THREADS", "1")
+        # The unit's environment (malloc tuning among it): the rig measures the daemon as
+        # systemd runs it. One already set by the caller wins, to compare a variant.
+        for key, value in unit_environment().items():
+            env.setdefault(key, value)
         # A home of its own inside the watched tree: libraries that write under ~/.cache
         # are then caught by the privacy scenario instead of landing in the rig user's home.
         env["HOME"] = str(self.site.device_dir / "home")

@@ -14,6 +14,9 @@ REQUIRED_KEYS = {
     "fps_sustained_1_thread", "fps_sustained_all_cores", "naive_fps", "ratio_vs_naive",
     "latency_ms_p50", "latency_ms_p95", "match_ms_1k", "match_ms_10k", "match_ms_100k",
     "rss_mb_10k", "stage_detect_ms_p50", "stage_embed_ms_p95",
+    "match_snorm_ms_10k", "match_snorm_ms_100k", "snorm_ratio_10k", "snorm_ratio_100k",
+    "snorm_prepare_ms_100k",
+    "fps_clips_off", "fps_clips_on", "ratio_clips_on_vs_off",
 }  # fmt: skip
 
 
@@ -33,8 +36,11 @@ def test_quick_bench_writes_every_figure(
     # The scene holds 4 enrolled people; the live pipeline must not alert on anyone else.
     assert fig["latency_wrong_alerts"] == 0
     assert fig["sustained_1_thread"]["frames"] == fig["clip"]["frames"] == 30
+    # Clips were really made beside the pipeline in the clips-on run (one per match).
+    assert fig["clips"]["clips"] + fig["clips"]["clips_missing"] >= 1
     text = capsys.readouterr().out
-    assert "target" in text and "naive" in text
+    assert "target" in text and "naive" in text and "clips off / on" in text
+    assert "S-norm" in text and "x cosine at 100k" in text
 
 
 def test_bad_arguments_are_one_line_errors(

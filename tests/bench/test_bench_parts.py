@@ -27,6 +27,9 @@ def test_summaries_and_random_galleries() -> None:
     assert rows.shape == (50, 128) and np.allclose(np.linalg.norm(rows, axis=1), 1, atol=1e-5)
     fig = time_gallery_search((10, 100), repeats=3)
     assert set(fig) == {10, 100} and all(f["count"] == 3 for f in fig.values())
+    # S-norm is timed beside cosine where the gallery is large enough to normalise against.
+    assert fig[100]["snorm_count"] == 3 and fig[100]["snorm_prepare_ms"] >= 0
+    assert fig[10]["snorm_count"] == 0 and np.isnan(fig[10]["snorm_p50_ms"])
 
 
 def test_opencv_reference_agrees_with_the_product_path(shared_data: Path, models_dir: Path) -> None:

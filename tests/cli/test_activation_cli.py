@@ -13,7 +13,7 @@ import pytest
 
 from agent.cli.agent_main import main as agent_main
 from agent.cli.hub_main import main as hub_main
-from agent.hub.operator_keys import HubKeyStore
+from agent.hub.keys.operator_keys import HubKeyStore
 from agent.matching.watchlist_bundle import WatchlistContent, build_bundle, new_entry_ref
 from agent.matching.watchlist_store import WatchlistStore
 from agent.trust.audit_log import AuditLog

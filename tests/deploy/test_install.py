@@ -337,7 +337,9 @@ def test_models_are_installed_verified_and_readable(
     run_installer(source_tree, root, "--no-apt")
     models = root / "var/lib/lfr-agent/models"
     onnx = sorted(models.glob("*.onnx"))
-    assert len(onnx) == 2 and (models / "manifest.json").is_file()
+    # The two face models and the two number-plate models (read out of the pinned wheel).
+    assert len(onnx) == 4 and (models / "manifest.json").is_file()
+    assert {"ppocrv4_det.onnx", "ppocrv4_rec.onnx"} <= {f.name for f in onnx}
     for f in [*onnx, models / "manifest.json"]:
         assert mode(f) == 0o644, f
     if IS_ROOT:

@@ -30,7 +30,7 @@ from agent.diagnostics.doctor_checks import (
     check_unit,
     run_doctor,
 )
-from agent.hub.operator_keys import HubKeyStore
+from agent.hub.keys.operator_keys import HubKeyStore
 from agent.runtime.update_lock import DeploymentLock, lock_path
 from agent.trust.signed_document import key_id
 from agent.trust.system_clock import ClockSync, ManualClock, kernel_sync_state
@@ -205,3 +205,35 @@ def test_disabled_unit_is_a_failure(tmp_path: Path) -> None:
     opts = DoctorOptions(systemd_dir=tmp_path / "systemd", systemctl=str(fake))
     r = check_unit(opts)
     assert r.status is Status.FAIL and "disabled" in r.detail and "systemctl enable" in r.hint
+
+
+@pytest.mark.system
+def test_the_broker_check_leaves_the_running_agents_session_alone(
+    healthy: Path, tmp_path: Path, mqtt_broker: MosquittoBroker
+) -> None:
+    """The broker makes the certificate's name the client id: an MQTT connection by the
+    doctor would take the running agent's session over. It only shakes hands."""
+    import threading
+
+    from agent.diagnostics.doctor_checks import check_broker
+    from agent.hub.keys.pki import load_certificate, revoke_certificate
+    from agent.transport.mqtt_link import MqttLink, MqttSettings
+
+    cfg = load_config(healthy)
+    mqtt_broker.grant(DEV)
+    dropped = threading.Event()
+    agent = MqttLink(MqttSettings.from_config(cfg.mqtt, client_id=DEV), on_disconnected=dropped.set)
+    agent.start()
+    try:
+        assert agent.wait_connected(10)
+        r = check_broker(cfg, 5.0)
+        assert r.status is Status.OK and "handshake" in r.detail, r.line()
+        time.sleep(1.0)
+        assert not dropped.is_set(), "the doctor took the agent's session over"
+    finally:
+        agent.stop(graceful=False)
+    # Withdrawn: its certificate on the broker's revocation list, re-read on reload.
+    revoke_certificate(mqtt_broker.pki_dir, load_certificate(cfg.mqtt.cert_file))
+    mqtt_broker.reload()
+    r = check_broker(cfg, 5.0)
+    assert r.status is Status.FAIL and "TLS refused" in r.detail, r.line()

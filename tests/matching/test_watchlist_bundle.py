@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from agent.matching.gallery import Gallery
 from agent.matching.watchlist_bundle import (
+    DEVICE_ID_RE,
+    HUB_RECIPIENT,
     INNER_MAGIC,
     SEALED_MAGIC,
     WATCHLIST_PAYLOAD_TYPE,
@@ -23,6 +25,7 @@ from agent.matching.watchlist_bundle import (
     check_model,
     new_entry_ref,
     open_bundle,
+    open_hub_copy,
     read_sealed_header,
     verify_inner,
 )
@@ -84,6 +87,33 @@ def test_round_trip_for_each_recipient(keys) -> None:  # type: ignore[no-untyped
         assert not o.embeddings.any()  # the view shares the zeroed buffer
 
 
+def test_the_hub_copy_opens_with_the_hub_key_and_devices_ignore_it(keys) -> None:  # type: ignore[no-untyped-def]
+    hub = X25519PrivateKey.generate()
+    c = _content(6)
+    b = build_bundle(c, keys["sk"], {"dev-a": keys["a"].public_key()}, hub.public_key())
+    assert [r.device for r in read_sealed_header(b.data).recipients] == ["dev-a", HUB_RECIPIENT]
+    device = open_bundle(b.data, "dev-a", keys["a"], _finder(keys))
+    at_hub = open_hub_copy(b.data, hub, _finder(keys))
+    assert at_hub.watchlist_hash == device.watchlist_hash == b.watchlist_hash
+    np.testing.assert_array_equal(at_hub.embeddings, device.embeddings)
+    # A device key cannot open the hub's box, nor another hub key.
+    with pytest.raises(WatchlistError, match="another X25519 key"):
+        open_hub_copy(b.data, keys["a"], _finder(keys))
+    with pytest.raises(WatchlistError, match="another X25519 key"):
+        open_hub_copy(b.data, X25519PrivateKey.generate(), _finder(keys))
+    # "@hub" is no device id: no device can be named so and ask for the hub's box.
+    assert not DEVICE_ID_RE.fullmatch(HUB_RECIPIENT)
+    with pytest.raises(WatchlistError, match="dev-a, not for this device"):
+        open_bundle(b.data, "dev-b", keys["b"], _finder(keys))
+
+
+def test_a_bundle_without_a_hub_copy_says_so_at_the_hub(keys) -> None:  # type: ignore[no-untyped-def]
+    b = build_bundle(_content(), keys["sk"], {"dev-a": keys["a"].public_key()})
+    with pytest.raises(WatchlistError, match="built without a hub copy") as info:
+        open_hub_copy(b.data, X25519PrivateKey.generate(), _finder(keys))
+    assert info.value.reason == "no-hub-copy"
+
+
 def test_no_names_in_sealed_or_plain_form(keys) -> None:  # type: ignore[no-untyped-def]
     b = build_bundle(_content(), keys["sk"], {"dev-a": keys["a"].public_key()})
     assert b"dep-1" not in b.data  # deployment and refs travel encrypted
@@ -115,6 +145,15 @@ NASTY_HEADERS = [
     b'{"format":1,"format":1,"recipients":[]}',
     b'{"format":1,"recipients":[{"device":"\\ud800","key_id":"b","key_box":""}]}',
     b"\xff\xfe",
+    # Exact objects: no key beyond the format's, in the header or in a recipient entry.
+    b'{"format":1,"recipients":[{"device":"dev-a","key_id":"'
+    + b"a" * 64
+    + b'","key_box":""}],"z":1}',
+    b'{"format":1,"recipients":[{"device":"dev-a","key_id":"'
+    + b"a" * 64
+    + b'","key_box":"","z":1}]}',
+    b'{"format":1,"recipients":[{"device":"Dev A","key_id":"' + b"a" * 64 + b'","key_box":""}]}',
+    b'{"format":1,"recipients":[{"device":"dev-a","key_id":"not hex","key_box":""}]}',
 ]
 
 

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from agent.matching.watchlist_bundle import WatchlistContent, WatchlistError, build_bundle
 from agent.matching.watchlist_store import ImportResult, WatchlistStore
+from agent.protocol.topics import watchlist_topic
 from agent.transport.mqtt_link import MqttLink
-from agent.transport.topics import watchlist_topic
 from agent.trust.signed_document import key_id
 from tests.support.mosquitto_broker import HUB_CN, MosquittoBroker
 

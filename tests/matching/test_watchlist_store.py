@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from agent.matching import watchlist_store
 from agent.matching.gallery import Gallery
 from agent.matching.watchlist_bundle import WatchlistContent, WatchlistError, build_bundle
 from agent.matching.watchlist_store import WIPE_AFTER_EXPIRY_S, WatchlistStore
@@ -347,3 +348,71 @@ def test_a_store_that_cannot_write_refuses_in_one_line(env: Env) -> None:
     result = s.handle_watchlist_message(b.data)
     assert isinstance(result, WatchlistStoreError)
     assert "cannot store" in str(result) and "\n" not in str(result)
+
+
+def test_a_wipe_cut_short_is_finished_with_its_reason_at_the_next_open(env: Env) -> None:
+    # Power-cut crash point "watchlist wipe overwrite after fsync": the wipe was on record,
+    # the file half overwritten, when the power went.
+    s = env.store()
+    b = env.bundle()
+    s.import_bundle(b.data)
+    index = json.loads((s.dir / "index.json").read_text())
+    index["wiping"] = {b.watchlist_hash: {"reason": "stopped", "deployment_id": "dep-1"}}
+    del index["stored"][b.watchlist_hash]
+    (s.dir / "index.json").write_text(json.dumps(index))
+    (f,) = _files(s)
+    f.write_bytes(bytes(len(b.data) // 2) + b.data[len(b.data) // 2 :])
+    again = env.store()
+    assert _files(again) == [] and again.stored() == []
+    wiped = [fields for e, fields in env.events if e == "watchlist.wiped"]
+    assert wiped == [
+        {
+            "watchlist_hash": b.watchlist_hash,
+            "deployment_id": "dep-1",
+            "reason": "stopped",
+            "resumed": True,
+        }
+    ]
+    assert json.loads((s.dir / "index.json").read_text())["wiping"] == {}
+    # The wipe stands: the same bundle sent again is older than what the store has seen.
+    with pytest.raises(WatchlistError, match="not newer"):
+        again.import_bundle(b.data)
+
+
+def test_a_wipe_is_on_record_before_the_file_is_touched(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = env.store()
+    b = env.bundle()
+    s.import_bundle(b.data)
+    (f,) = _files(s)
+    seen: list[dict[str, Any]] = []
+    real_shred = watchlist_store._shred
+
+    def shred_watching_the_index(path: Path) -> None:
+        # The real overwrite runs; the index is read just before it starts.
+        seen.append(json.loads((s.dir / "index.json").read_text()))
+        real_shred(path)
+
+    monkeypatch.setattr(watchlist_store, "_shred", shred_watching_the_index)
+    s.wipe(b.watchlist_hash, "operator")
+    assert seen[0]["wiping"] == {b.watchlist_hash: {"reason": "operator", "deployment_id": "dep-1"}}
+    assert b.watchlist_hash not in seen[0]["stored"]
+    assert not f.exists()
+
+
+def test_leftover_temporary_files_of_a_cut_are_destroyed_at_open(env: Env) -> None:
+    # Power-cut crash points "watchlist bundle before rename" and "watchlist index after
+    # fsync": the temporary files write_atomic left were never cleaned up.
+    s = env.store()
+    b = env.bundle()
+    tmp_bundle = s.dir / f".{b.watchlist_hash}.lfrwl.k3j9x0ab"
+    tmp_bundle.write_bytes(b.data[:1000])
+    tmp_index = s.dir / ".index.json.zq81mmcd"
+    tmp_index.write_text('{"stored": {}')
+    env.store()
+    assert not tmp_bundle.exists() and not tmp_index.exists()
+    assert [f for f in s.dir.iterdir() if f.name not in ("index.json", ".lock")] == []
+    assert env.reasons("watchlist.wiped") == ["incomplete-import"]
+    # The import never completed: the same bundle is still welcome.
+    assert env.store().import_bundle(b.data).status == "stored"

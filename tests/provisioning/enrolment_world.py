@@ -11,8 +11,8 @@ from pathlib import Path
 
 from agent.cli.agent_main import main as agent_main
 from agent.cli.hub_main import main as hub_main
-from agent.hub.operator_keys import HubKeyStore
-from agent.hub.pki import init_ca
+from agent.hub.keys.operator_keys import HubKeyStore
+from agent.hub.keys.pki import init_ca
 from agent.trust.signed_document import key_id
 
 

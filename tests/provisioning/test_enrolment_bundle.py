@@ -12,7 +12,7 @@ from enrolment_world import Site, make_site
 from support.hostile_json import HOSTILE_BODIES, signed_raw
 
 from agent.errors import LfrError
-from agent.hub.operator_keys import HubKeyStore
+from agent.hub.keys.operator_keys import HubKeyStore
 from agent.provisioning.enrolment_bundle import (
     BundleCandidate,
     format_fingerprint,

@@ -8,6 +8,7 @@ import json
 import shutil
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,13 +20,15 @@ from enrolment_world import Site, make_site
 from agent.cli.agent_main import main as agent_main
 from agent.cli.hub_main import main as hub_main
 from agent.config import load_config
-from agent.hub.alert_store import AlertStore
+from agent.hub.store.alert_store import AlertStore
 from agent.trust.device_keys import (
     EXCHANGE_KEY_FILE,
     EXCHANGE_PUB_FILE,
+    INCOMPLETE_MARKER,
     SIGNING_KEY_FILE,
     SIGNING_PUB_FILE,
     load_device_keys,
+    load_device_signing_public,
 )
 from agent.trust.hub_trust_store import HubTrustStore
 from agent.trust.key_files import load_public_key
@@ -107,6 +110,20 @@ def test_request_never_overwrites_existing_keys(site: Site) -> None:
     assert rc == 2
     assert not (site.keys_dir / EXCHANGE_KEY_FILE).exists()
     assert (site.keys_dir / SIGNING_KEY_FILE).read_bytes() == before[SIGNING_KEY_FILE]
+
+
+def test_a_request_after_a_cut_during_key_generation_makes_a_whole_set(site: Site) -> None:
+    # Power-cut crash point "enrolment public key after rename": the generation marker
+    # and the signing key made it to disk, nothing else did. Nothing has used that key.
+    site.keys_dir.mkdir(parents=True, exist_ok=True)
+    (site.keys_dir / INCOMPLETE_MARKER).write_bytes(b"device key generation in progress\n")
+    (site.keys_dir / SIGNING_KEY_FILE).write_bytes(b"")  # the unsynced key lost its data
+    request = site.request()
+    keys = load_device_keys(site.keys_dir)
+    assert not (site.keys_dir / INCOMPLETE_MARKER).exists()
+    bundle = site.approve(request)
+    assert site.complete(bundle, "--root-fingerprint", site.root_fingerprint) == 0
+    assert load_device_signing_public(site.keys_dir) == keys.signing_public
 
 
 def test_wrong_fingerprint_installs_nothing(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
@@ -263,8 +280,9 @@ def test_a_watchlist_can_be_built_for_the_enrolled_device(
 def test_enrolled_device_connects_and_the_acl_confines_it(
     tmp_path: Path, mqtt_broker: object, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from support.mosquitto_broker import HUB_CN, MosquittoBroker
+    from support.mosquitto_broker import MosquittoBroker
 
+    from agent.runtime.health_status import HealthStatus
     from agent.transport.mqtt_link import MqttLink, MqttSettings, PublishResult
 
     assert isinstance(mqtt_broker, MosquittoBroker)
@@ -276,6 +294,23 @@ def test_enrolled_device_connects_and_the_acl_confines_it(
     )
     site.enrol()
     cfg = load_config(site.config)
+    broker_addr = ["--broker", f"{mqtt_broker.host}:{mqtt_broker.port}"]
+    pki = ["--pki-dir", str(mqtt_broker.pki_dir)]
+    mqtt_broker.admin_settings()  # issues the administrator certificate `pki init` makes
+    # Enrolled but not yet granted: the certificate connects, the broker allows nothing.
+    link = MqttLink(MqttSettings.from_config(cfg.mqtt, client_id=DEV))
+    refused: list[PublishResult] = []
+    link.start()
+    try:
+        assert link.wait_connected(10)
+        link.publish(f"lfr/v1/{DEV}/status", b"{}", on_result=refused.append)
+        deadline = time.monotonic() + 10
+        while not refused and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        link.stop(graceful=False)
+    assert refused and refused[0].reason_code == 135
+    assert hub_main(["broker", "grant", "--device", DEV, *broker_addr, *pki]) == 0
     link = MqttLink(MqttSettings.from_config(cfg.mqtt, client_id=DEV))
     results: dict[str, PublishResult] = {}
     got = threading.Event()
@@ -306,31 +341,37 @@ def test_enrolled_device_connects_and_the_acl_confines_it(
         done = threading.Event()
         link.publish(
             f"lfr/v1/{DEV}/status",
-            b'{"state": "idle"}',
+            HealthStatus(
+                device_id=DEV,
+                state="idle",
+                version="0.1.0",
+                time="2026-11-22T06:46:40+00:00",
+                uptime_s=1.0,
+                models={},
+                fps=0.0,
+                dropped_frames=0,
+                outbox_depth=0,
+                disk_free_bytes=None,
+                disk_free_fraction=None,
+                cpu_temp_c=None,
+                clock_sync="unknown",
+            ).to_json(),
             retain=True,
             on_result=lambda r: done.set(),
         )
         assert done.wait(10)
     finally:
         link.stop(graceful=False)
-    ca, cert, key = mqtt_broker.client_files(HUB_CN)
+    mqtt_broker.client_files("hub.monitor", grant=False)  # `lfr-hub pki issue --hub monitor`
+    assert (
+        hub_main(["broker", "grant", "--hub", "monitor", "--role", "monitor", *broker_addr, *pki])
+        == 0
+    )
     rc = hub_main(
         [
-            "device",
-            "list",
-            "--hub-dir",
-            str(site.hub_dir),
-            "--online",
-            "--broker",
-            f"{mqtt_broker.host}:{mqtt_broker.port}",
-            "--ca",
-            str(ca),
-            "--cert",
-            str(cert),
-            "--key",
-            str(key),
-            "--wait",
-            "1",
+            *("device", "list", "--hub-dir", str(site.hub_dir), "--online", "--wait", "1"),
+            *broker_addr,
+            *pki,
         ]
     )
     assert rc == 0

@@ -18,8 +18,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from agent.hub.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
-from agent.hub.alert_store import AlertStore
+from agent.hub.intake.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
+from agent.hub.store.alert_store import AlertStore
 from agent.matching.watchlist_bundle import SealedBundle
 from agent.transport.mqtt_link import MqttLink
 from agent.vision.model_store import resolve_models
@@ -117,11 +117,11 @@ class Hub:
     receipts: list[Receipt] = field(default_factory=list)
 
     @classmethod
-    def start(cls, site: VirtualSite, client_id: str = "hub-main-control") -> Hub:
+    def start(cls, site: VirtualSite, name: str = "main") -> Hub:
         store = AlertStore(site.hub_db)
         receipts: list[Receipt] = []
         worker = HubAlertWorker(
-            site.hub_link(client_id),
+            site.hub_link(name),
             AlertReceiver(store, site.hub.alert_private_key()),
             on_receipt=receipts.append,
         )

@@ -8,6 +8,7 @@ models, the replay camera on a generated street scene, the audit log on disk.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from runtime.daemon_world import DEPLOYMENT, audit_entries, wait_for, watchlist_for
 
 from agent.config import load_config
-from agent.hub.activation_issuer import ActivationIssuer
+from agent.hub.keys.activation_issuer import ActivationIssuer
 from agent.matching.watchlist_bundle import SealedBundle
 from agent.runtime.capture_gate import GateState
 from agent.runtime.daemon import AgentDaemon
@@ -144,3 +145,45 @@ def test_an_early_activation_arms_the_gate_and_opens_at_not_before(
     assert kinds == ["gate.armed", "gate.opened"]
     (report,) = audit_entries(site, "deployment.ended")
     assert report["frames"] > 0
+
+
+def test_a_pushed_revocation_list_reaches_an_idle_camera_and_closes_a_live_one(
+    site: VirtualSite, daemon: AgentDaemon, bundle: SealedBundle
+) -> None:
+    """Issue 15 item 7: a revocation list sent on its own (``lfr-hub publish
+    hub-revocations.json``) is verified against the root and installed, audited, without
+    waiting for the camera's next activation; an older or forged one changes nothing."""
+    from agent.trust.key_certificates import issue_revocation_list
+
+    root = site.hub.load_root_key()
+    site.hub.add_operator("alice", "supervisor", 30, root)
+    by_alice = ActivationIssuer(site.hub, "alice").activation(
+        site.device_id, DEPLOYMENT, 3600, 600, bundle.watchlist_hash, 0.5, "PS 0001"
+    )
+    # Idle: a list revoking a key the camera has never seen is still installed.
+    first = issue_revocation_list(root, 2, {"ab" * 32}, 1_800_000_000)
+    outcome = daemon.apply_control_message(first)
+    assert (outcome.kind, outcome.outcome) == ("revocations", "applied"), outcome
+    assert daemon.verifier.trust.revocation_version == 2
+    assert (site.keys_dir / "hub-revocations.json").read_bytes() == first
+    assert [e["version"] for e in audit_entries(site, "control.revocations")] == [2]
+    # Replayed (not newer): kept as it is.
+    again = daemon.apply_control_message(first)
+    assert again.outcome == "applied" and "not newer" in again.detail
+    # Signed by a key that is not the root: refused, nothing changes.
+    forged = issue_revocation_list(site.hub.watchlist_signing_key(), 9, set(), 1_800_000_000)
+    refused = daemon.apply_control_message(forged)
+    assert (refused.outcome, refused.step) == ("refused", "revocation")
+    assert daemon.verifier.trust.revocation_version == 2
+    # Live: alice's activation runs until a pushed list revokes her key.
+    assert daemon.handle_control_document(by_alice) == f"activated {DEPLOYMENT}"
+    _, alice_cert = site.hub.operator("alice")
+    revoking = issue_revocation_list(root, 3, {"ab" * 32, alice_cert.key_id}, 1_800_000_001)
+    assert daemon.apply_control_message(revoking).outcome == "applied"
+    assert daemon.gate.state is GateState.IDLE and daemon._deployment is None
+    # The gate's own close may be ending the deployment on another thread: its entry
+    # follows within moments.
+    deadline = time.monotonic() + 10
+    while not audit_entries(site, "deployment.ended") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [e["reason"] for e in audit_entries(site, "deployment.ended")] == ["signer-revoked"]

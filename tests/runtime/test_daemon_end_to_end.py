@@ -29,11 +29,12 @@ from runtime.daemon_world import (
 
 from agent.camera.frame_source import BgrImage, Frame, FrameSource
 from agent.errors import CameraError
-from agent.hub.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
-from agent.hub.alert_store import AlertStore
-from agent.hub.deployment_reports import DeploymentReportStore, ReportReceiver
+from agent.hub.intake.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
+from agent.hub.intake.report_receiver import ReportReceiver
+from agent.hub.store.alert_store import AlertStore
+from agent.hub.store.report_store import DeploymentReportStore
+from agent.protocol.topics import ALL_EVENTS, status_topic
 from agent.runtime.deployment_report import ReportArchive
-from agent.transport.topics import ALL_EVENTS, status_topic
 from agent.trust.audit_log import verify_audit_log
 from agent.trust.device_keys import load_device_signing_public
 from hil.virtual_site import VirtualSite
@@ -58,7 +59,14 @@ def test_a_deployment_end_to_end(
     reports = DeploymentReportStore(site.hub_db)
     report_bodies: list[dict[str, object]] = []
     hub_link.subscribe(
-        ALL_EVENTS, ReportReceiver(reports, store.device_key, report_bodies.append).handle
+        ALL_EVENTS,
+        ReportReceiver(
+            reports,
+            store.device_key,
+            report_bodies.append,
+            hub_key=site.hub.alert_private_key(),
+            acknowledge=hub_link.publish,
+        ).handle,
     )
     statuses: list[bytes] = []
     hub_link.subscribe(status_topic(site.device_id), lambda _t, p: statuses.append(p))
@@ -93,6 +101,23 @@ def test_a_deployment_end_to_end(
         assert alert.content.score >= alert.content.threshold == 0.5
         crop = cv2.imdecode(np.frombuffer(alert.content.probe_jpeg, np.uint8), cv2.IMREAD_COLOR)
         assert crop is not None and crop.shape[0] > 20
+        # The scene context image: the decision's frame, downscaled, the face boxed in amber.
+        assert alert.content.scene_jpeg is not None
+        scene_image = cv2.imdecode(
+            np.frombuffer(alert.content.scene_jpeg, np.uint8), cv2.IMREAD_COLOR
+        )
+        assert scene_image is not None and max(scene_image.shape[:2]) <= 640
+        amber = (
+            (scene_image[:, :, 2] > 200)
+            & (scene_image[:, :, 1] > 150)
+            & (scene_image[:, :, 0] < 80)
+        )
+        assert amber.sum() > 100, "no box drawn on the scene image"
+        assert store.crop(alert.header.alert_id, "scene") == alert.content.scene_jpeg
+        print(
+            f"scene image {scene_image.shape[1]}x{scene_image.shape[0]}, "
+            f"{len(alert.content.scene_jpeg)} bytes; probe crop {len(alert.content.probe_jpeg)} bytes"
+        )
         latency = store.get(alert.header.alert_id).received_at - alert.content.first_seen
         print(f"\nalert latency (first seen on device -> stored at hub): {latency * 1000:.0f} ms")
         print(
@@ -107,6 +132,11 @@ def test_a_deployment_end_to_end(
         assert report["watchlist_size"] == 1
         assert report["watchlist_sha256"] == bundle.watchlist_hash
         assert report["threshold"] == 0.5
+        # The hub acknowledged it with the secret sealed in it: the camera stops resending.
+        wait_for(
+            "the report acknowledged on the device",
+            lambda: any((site.state_dir / "reports").glob(f"{DEPLOYMENT}-*.json.acked")),
+        )
         assert isinstance(report["frames"], int) and report["frames"] > 0
         assert isinstance(report["faces_detected"], int) and report["faces_detected"] > 0
         assert isinstance(report["alerts"], int) and report["alerts"] >= 1
@@ -161,7 +191,7 @@ def test_sigterm_mid_deployment_loses_no_alert(
     site: VirtualSite, scene: Path, shared_data: Path, models_dir: Path
 ) -> None:
     bundle = watchlist_for(site, shared_data, models_dir)
-    control = site.hub_link("hub-control-only")
+    control = site.hub_link("control-only")
     control.start()
     assert control.wait_connected(10)
     site.write_device_config(scene, fps=15, loop=True)
@@ -364,7 +394,7 @@ def test_a_watchlist_wiped_by_the_technician_closes_the_camera(
 
     bundle = watchlist_for(site, shared_data, models_dir)
     cfg = load_config(site.write_device_config(scene, fps=15, loop=True))
-    control = site.hub_link("hub-control-only")
+    control = site.hub_link("control-only")
     control.start()
     assert control.wait_connected(10)
     daemon = AgentDaemon(cfg)

@@ -30,11 +30,11 @@ from support.tcp_cut_proxy import TcpCutProxy
 
 from agent.camera.frame_source import Frame
 from agent.config import AgentConfig, load_config
+from agent.protocol.topics import status_topic
 from agent.runtime.capture_gate import GateState
 from agent.runtime.daemon import AgentDaemon
 from agent.runtime.deployment_report import ReportArchive
 from agent.transport.alert_outbox import OutboxFullError
-from agent.transport.topics import status_topic
 from agent.vision.face_pipeline import FacePipeline, MatchCandidate
 from hil.local_broker import MosquittoBroker
 from hil.virtual_site import VirtualSite
@@ -297,7 +297,7 @@ def test_status_is_online_again_as_soon_as_the_link_is_back(
     site.config_path.write_text(text)
     cfg: AgentConfig = load_config(site.config_path)
     statuses: list[bytes] = []
-    watcher = site.hub_link("hub-status-watch")
+    watcher = site.hub_link("status-watch")
     watcher.subscribe(status_topic(site.device_id), lambda _t, p: statuses.append(p))
     watcher.start()
     assert watcher.wait_connected(10)

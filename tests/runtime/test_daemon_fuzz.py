@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from runtime.daemon_world import DEPLOYMENT, activation, audit_entries, wait_for, watchlist_for
 
 from agent.config import load_config
+from agent.protocol.topics import ack_topic
 from agent.runtime.capture_gate import GateState
 from agent.runtime.daemon import AgentDaemon
-from agent.transport.topics import ack_topic
 from agent.trust.alert_envelope import AlertEnvelopeError, decode_ack, encode_ack
 from hil.virtual_site import VirtualSite
 

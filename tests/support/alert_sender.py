@@ -15,7 +15,9 @@ before it, its arrival at the hub means no copy is still in flight. It is repeat
 because, unlike an alert, nothing resends it: a single copy, sent once after the broker's
 crash and the hub's restart, was about once in ten full-suite runs never seen by the hub
 (the cause is not pinned down; the alerts themselves are resent until acknowledged). Each change of the publisher's count of ignored (forged or malformed) acks is
-logged as ``forged_acks=N`` in ``sender.log``.
+logged as ``forged_acks=N`` in ``sender.log``. If ``STATE_DIR/hold-at`` holds a number N,
+the process stops submitting before its N-th alert until ``STATE_DIR/resume`` exists, so
+a test can be sure the outbox still holds alerts when it does something to the hub.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agent.protocol.topics import alert_topic
 from agent.transport.alert_outbox import AlertOutbox
 from agent.transport.alert_publisher import AlertPublisher
 from agent.transport.mqtt_link import MqttLink, PublishResult
-from agent.transport.topics import alert_topic
 from agent.trust.key_files import load_private_key, load_public_key
 from support.alert_factory import make_content
 from support.fault_link import fault_test_settings
@@ -92,8 +94,13 @@ def main(argv: list[str]) -> int:
             forged = publisher.forged_acks
             logging.info("forged_acks=%d", forged)
 
+    hold_file = state_dir / "hold-at"
+    hold_at = int(hold_file.read_text()) if hold_file.exists() else -1
     with open(log_path, "a", encoding="ascii") as committed:
         while done < total:
+            while done == hold_at and not (state_dir / "resume").exists():
+                note_forged()
+                time.sleep(0.05)
             sealed = publisher.submit(make_content(device_id, done))
             committed.write(sealed.header.alert_id + "\n")
             committed.flush()

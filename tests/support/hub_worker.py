@@ -2,6 +2,8 @@
 
     python tests/support/hub_worker.py DB HUB_KEY HOST PORT PKI_DIR RECEIPTS [CRASH_AFTER]
 
+DB is a SQLite file or a store URL (``postgresql://…``).
+
 It builds what ``lfr-hub alerts watch`` builds: an ``AlertStore`` opened from DB, an
 ``AlertReceiver`` with the hub alert key HUB_KEY, and a ``HubAlertWorker`` connected
 with the hub certificate from PKI_DIR under the fixed client id ``hub-fault-1`` (so its
@@ -31,8 +33,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from agent.hub.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
-from agent.hub.alert_store import AlertStore
+from agent.hub.intake.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
+from agent.hub.store.alert_store import AlertStore
 from agent.transport.mqtt_link import MqttLink
 from agent.trust.key_files import load_private_key
 from hil.local_broker import HUB_CN
@@ -84,7 +86,7 @@ def main(argv: list[str]) -> int:
     )
     fd = os.open(receipts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     hub_key = load_private_key(Path(hub_key_path), X25519PrivateKey)  # type: ignore[type-abstract]
-    store = AlertStore(Path(db))
+    store = AlertStore(db)  # a SQLite path or a store URL
     link = MqttLink(fault_test_settings(host, int(port), pki_dir, HUB_CN, CLIENT_ID))
     worker = HubAlertWorker(link, _RecordingReceiver(store, hub_key, fd, crash_after))
     stop = threading.Event()

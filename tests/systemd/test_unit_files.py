@@ -139,6 +139,8 @@ def test_unit_has_the_required_settings() -> None:
     assert s["NoNewPrivileges"] == ["yes"] and s["PrivateTmp"] == ["yes"]
     assert s["ProtectSystem"] == ["strict"] and s["ProtectHome"] == ["yes"]
     assert s["MemoryDenyWriteExecute"] == ["yes"]
+    # The malloc tuning the endurance soak needs (see the unit's comment).
+    assert "MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=131072" in s["Environment"]
     assert s["SystemCallFilter"] == ["@system-service", "~@privileged @resources"]
     families = s["RestrictAddressFamilies"][0].split()
     assert set(families) == {"AF_UNIX", "AF_INET", "AF_INET6"}  # no netlink, no packet

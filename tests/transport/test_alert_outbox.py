@@ -121,6 +121,25 @@ def test_torn_temporary_write_is_discarded(tmp_path: Path) -> None:
     assert "outbox.incomplete_write_discarded" in rec.names()
 
 
+def test_an_entry_is_written_under_a_temporary_name_that_names_its_sequence(
+    tmp_path: Path,
+) -> None:
+    # Torn writes are aimed at the next entry's temporary file by its name, so the name
+    # must be known before the write: .tmp-<seq>.alert (and a leftover says which
+    # sequence number was never stored).
+    rec = Recorder()
+    box = make(tmp_path, rec)
+    seq = box.next_sequence()
+    (tmp_path / f".tmp-{seq}.alert").write_bytes(b"left by an earlier cut")
+    aid = new_alert_id()
+    box.add(aid, seq, b"envelope", secret_of(aid))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{seq:020d}-{aid}.alert", "sequence"]
+    (tmp_path / f".tmp-{seq + 1}.alert").write_bytes(b"LFROBX2\n")
+    make(tmp_path, rec)
+    discarded = [f for e, f in rec.events if e == "outbox.incomplete_write_discarded"]
+    assert discarded == [{"file": f".tmp-{seq + 1}.alert"}]
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip", "header", "secret", "legacy-magic"])
 def test_damaged_entry_is_quarantined_never_published(tmp_path: Path, damage: str) -> None:
     rec = Recorder()

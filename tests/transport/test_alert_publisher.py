@@ -15,12 +15,12 @@ import pytest
 from support.alert_factory import AlertKeys, make_content
 from support.mosquitto_broker import HUB_CN, MosquittoBroker
 
-from agent.hub.alert_receiver import AlertReceiver, HubAlertWorker
-from agent.hub.alert_store import AlertStore
+from agent.hub.intake.alert_receiver import AlertReceiver, HubAlertWorker
+from agent.hub.store.alert_store import AlertStore
+from agent.protocol.topics import ack_topic
 from agent.transport.alert_outbox import AlertOutbox
 from agent.transport.alert_publisher import AlertPublisher
 from agent.transport.mqtt_link import MqttLink, PublishResult
-from agent.transport.topics import ack_topic
 from agent.trust.alert_envelope import encode_ack
 
 pytestmark = pytest.mark.system
@@ -157,8 +157,9 @@ def test_alerts_queued_on_the_broker_disk_hold_no_readable_biometrics(
 def test_forged_acks_through_the_broker_delete_nothing_a_hub_ack_does(
     mqtt_broker: MosquittoBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Identities the ACL lets write the camera's ack topic (its own certificate, a hub
-    certificate) know alert ids but not the secrets sealed inside the alerts."""
+    """Identities the broker lets write the camera's ack topic (hub certificates of the
+    intake role) know alert ids but not the secrets sealed inside the alerts; the
+    camera's own certificate may not write there at all."""
     caplog.set_level(logging.WARNING, logger="agent.transport.alert_publisher")
     keys = AlertKeys.generate()
     box = outbox(tmp_path / "outbox")
@@ -184,17 +185,20 @@ def test_forged_acks_through_the_broker_delete_nothing_a_hub_ack_does(
     dev_link.start()
     pub.start()
     forgers = [
-        MqttLink(mqtt_broker.client_settings(DEV, "forger-with-device-cert")),
-        MqttLink(mqtt_broker.client_settings(HUB_CN, "forger-with-hub-cert")),
+        MqttLink(mqtt_broker.client_settings("hub.forger-1", roles=("intake",))),
+        MqttLink(mqtt_broker.client_settings("hub.forger-2", roles=("intake",))),
     ]
     worker = HubAlertWorker(
-        MqttLink(mqtt_broker.client_settings(HUB_CN, "hub-main-1")),
+        MqttLink(mqtt_broker.client_settings(HUB_CN)),
         AlertReceiver(AlertStore(tmp_path / "hub.db"), keys.hub),
     )
     worker.receiver.store.register_device_key(DEV, keys.device.public_key())
     try:
         assert dev_link.wait_connected(10)
         assert wait_until(lambda: pub.published >= 3)
+        own: list[PublishResult] = []
+        dev_link.publish(ack_topic(DEV), forged[0], on_result=own.append)
+        assert wait_until(lambda: len(own) == 1) and own[0].reason_code == 135
         results: list[PublishResult] = []
         for forger in forgers:
             forger.start()

@@ -17,8 +17,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from support.mosquitto_broker import HUB_CN, MosquittoBroker
 from support.tcp_cut_proxy import TcpCutProxy
 
+from agent.protocol.topics import ack_topic, alert_topic, status_topic
 from agent.transport.mqtt_link import MqttLink, MqttLinkError, MqttSettings, PublishResult
-from agent.transport.topics import alert_topic, status_topic
 
 pytestmark = pytest.mark.system
 
@@ -101,29 +101,36 @@ def test_publish_to_another_devices_topic_is_an_error(mqtt_broker: MosquittoBrok
         hub.stop()
 
 
-def test_device_cannot_read_another_devices_topics(mqtt_broker: MosquittoBroker) -> None:
+def test_device_cannot_subscribe_outside_its_own_topics(mqtt_broker: MosquittoBroker) -> None:
+    """The broker refuses the subscriptions themselves (not only the deliveries): a camera
+    cannot even join a wildcard or shared subscription that covers another's topics."""
     spy_inbox = Inbox()
     spy = MqttLink(mqtt_broker.client_settings("dev-b"))
-    spy.subscribe("lfr/v1/dev-a/#", spy_inbox)
-    spy.subscribe("lfr/v1/+/alert", spy_inbox)
+    wanted = ["lfr/v1/dev-a/#", "lfr/v1/+/ack", "$share/hub/lfr/v1/+/alert", "#"]
+    for topic_filter in wanted:
+        spy.subscribe(topic_filter, spy_inbox)
+    spy.subscribe(ack_topic("dev-b"), spy_inbox)
     spy.start()
     own_inbox = Inbox()
     dev = MqttLink(mqtt_broker.client_settings("dev-a"))
-    dev.subscribe("lfr/v1/dev-a/alert", own_inbox)
+    dev.subscribe(ack_topic("dev-a"), own_inbox)
     dev.start()
+    hub = MqttLink(mqtt_broker.client_settings(HUB_CN))
+    hub.start()
     try:
-        assert spy.wait_connected(10) and dev.wait_connected(10)
-        assert publish_and_wait(dev, alert_topic("dev-a"), b"x").ok
+        assert spy.wait_connected(10) and dev.wait_connected(10) and hub.wait_connected(10)
+        assert spy.refused_subscriptions == set(wanted)
+        assert dev.refused_subscriptions == set()
+        assert publish_and_wait(hub, ack_topic("dev-a"), b"x").ok
         # The owner's own subscription sees it, so delivery works.
         assert own_inbox.wait_for(1)
-        # The spy's own alert topic matches its wildcard subscription. A leaked copy of
-        # the message above was queued to the spy's session when the broker handled it,
-        # before its PUBACK; the sentinel is published after that PUBACK, so it is
-        # queued, and delivered, after any such copy.
-        assert publish_and_wait(spy, alert_topic("dev-b"), b"sentinel").ok
+        # The broker queues a message for every matching subscription while it handles
+        # the PUBLISH, before the PUBACK: a leaked copy would be ahead of this sentinel.
+        assert publish_and_wait(hub, ack_topic("dev-b"), b"sentinel").ok
         assert spy_inbox.wait_for(1)
-        assert spy_inbox.messages == [("lfr/v1/dev-b/alert", b"sentinel")]
+        assert spy_inbox.messages == [("lfr/v1/dev-b/ack", b"sentinel")]
     finally:
+        hub.stop()
         dev.stop()
         spy.stop()
 
@@ -264,7 +271,7 @@ def test_settings_come_from_the_mqtt_config_section() -> None:
 def test_garbage_on_every_subscribed_topic_never_stops_the_link(
     mqtt_broker: MosquittoBroker,
 ) -> None:
-    from agent.transport.topics import ack_topic, activation_topic, watchlist_topic
+    from agent.protocol.topics import ack_topic, activation_topic, watchlist_topic
 
     seen: list[str] = []
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trust.trust_world import DEPLOYMENT, NOW, WATCHLIST, TrustWorld, make_world
 
-from agent.hub.operator_keys import HubKeyStore
+from agent.hub.keys.operator_keys import HubKeyStore
 from agent.trust import activation_verifier as av
 from agent.trust.activation_token import ACTIVATION_TYPE, RENEWAL_TYPE
 from agent.trust.key_certificates import issue_certificate
@@ -187,7 +187,7 @@ def test_missing_payload_type_is_rejected(world: TrustWorld, value: object) -> N
         env = json.loads(token)
         env["payloadType"] = value
         token = canonical_json(env)
-    with pytest.raises(av.EnvelopeInvalid, match="payloadType missing"):
+    with pytest.raises(av.EnvelopeInvalid, match="payloadType'? missing"):
         _verify(world, token)
 
 
@@ -200,11 +200,17 @@ def test_envelope_without_signatures_is_rejected(world: TrustWorld, signatures: 
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ({"sig": "AAAA"}, "missing keyid"),
-        ({"keyid": 5, "sig": "AAAA"}, "missing keyid"),
-        ("AAAA", "missing keyid"),
-        ({"keyid": "ab"}, "expected a base64 string"),
-        ({"keyid": "ab", "sig": "not base64!"}, "not valid base64"),
+        ({"sig": "AAAA"}, "signature field 'keyid' missing"),
+        ({"keyid": 5, "sig": "AAAA"}, r"keyid: not 64 lower-case hex"),
+        ({"keyid": "AB" * 32, "sig": "AAAA"}, r"keyid: not 64 lower-case hex"),
+        ("AAAA", r"signatures\[0\]: not an object"),
+        ({"keyid": "ab" * 32}, "signature field 'sig' missing"),
+        ({"keyid": "ab" * 32, "sig": 5}, "expected a base64 string"),
+        ({"keyid": "ab" * 32, "sig": "not base64!"}, "not valid base64"),
+        ({"keyid": "ab" * 32, "sig": "AAAA"}, "not a 64-byte signature"),
+        # "AAB=" decodes to the same two bytes as "AAA=": only one spelling is accepted.
+        ({"keyid": "ab" * 32, "sig": "A" * 84 + "AB=="}, "base64 is not in canonical form"),
+        ({"keyid": "ab" * 32, "sig": "A" * 86 + "==", "z": "x"}, "unknown signature field 'z'"),
     ],
 )
 def test_malformed_signature_entry_is_rejected(
@@ -439,6 +445,30 @@ def test_renewal_for_a_live_activation_whose_signer_is_revoked_is_rejected(
     assert world.verifier().signer_revoked(live)
     assert world.verifier().trust.revocation_version == 2
     assert world.verifier().sequences.last() == 1  # the refused renewal did not advance
+
+
+def test_the_newer_list_is_on_disk_before_the_sequence(world: TrustWorld) -> None:
+    # Power-cut crash point "revocation list before rename": the sequence was stored
+    # first, so a cut between the two writes left the document accepted and its list
+    # forgotten. The real sequence store, watched: when it stores the sequence, the
+    # newer list must already be in the key folder.
+    from agent.trust.hub_trust_store import HubTrustStore
+    from agent.trust.sequence_store import SequenceStore
+
+    on_disk: list[int] = []
+
+    class WatchedSequenceStore(SequenceStore):
+        def advance(self, sequence: int) -> None:
+            on_disk.append(HubTrustStore.load(world.keys_dir).revocation_version)
+            super().advance(sequence)
+
+    world.hub.add_operator("spare", "operator", 30, world.hub.load_root_key(), now=NOW)
+    world.hub.revoke_operator("spare", world.hub.load_root_key(), now=NOW)
+    verifier = world.verifier()
+    verifier.sequences = WatchedSequenceStore.in_state_dir(world.state_dir)
+    verifier.verify(world.activation(), loaded_watchlist_sha256=WATCHLIST)  # carries v2
+    assert on_disk == [2]
+    assert verifier.sequences.last() == 1
 
 
 def test_list_revoking_the_live_signer_is_not_adopted_without_commit(world: TrustWorld) -> None:
@@ -706,6 +736,33 @@ def test_rejected_token_does_not_advance_the_sequence(world: TrustWorld) -> None
     with pytest.raises(av.ThresholdBelowFloor):
         _verify(world, token)
     assert world.verifier().sequences.last() == 0
+
+
+def test_before_commit_runs_once_verified_and_before_the_sequence_is_stored(
+    world: TrustWorld,
+) -> None:
+    # What a stop must have done (its wipe) is done before the stop counts as accepted:
+    # power-cut crash point "activation sequence at a stop after rename".
+    verifier = world.verifier()
+    seen: list[tuple[str, int]] = []
+
+    def note(doc: object) -> None:
+        seen.append((type(doc).__name__, verifier.sequences.last()))
+
+    _verify(world, world.activation(), before_commit=note)
+    assert seen == [("Activation", 0)]
+    assert verifier.sequences.last() == 1
+
+
+def test_a_failing_before_commit_stores_nothing(world: TrustWorld) -> None:
+    def fail(_doc: object) -> None:
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError):
+        _verify(world, world.activation(), before_commit=fail)
+    assert world.verifier().sequences.last() == 0
+    with pytest.raises(av.ThresholdBelowFloor):
+        _verify(world, world.activation(threshold=0.3), before_commit=fail)
 
 
 def test_read_only_verification_never_advances(world: TrustWorld) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 
 import pytest
@@ -67,7 +68,7 @@ def test_each_alert_gets_its_own_ack_secret_never_in_the_clear() -> None:
     assert "ack_secret" not in repr(a)
 
 
-def _seal_raw_meta(meta: dict[str, object]) -> bytes:
+def _seal_raw_meta(meta: dict[str, object], **header_fields: object) -> bytes:
     """Seal content whose metadata JSON is given as is (as another version would)."""
     header = canonical_json(
         {
@@ -78,6 +79,7 @@ def _seal_raw_meta(meta: dict[str, object]) -> bytes:
             "sealed_at": 1,
             "seq": 1,
             "v": 1,
+            **header_fields,
         }
     )
     probe = b"\xff\xd8probe"
@@ -118,6 +120,41 @@ def test_content_from_an_older_device_opens_without_an_ack_secret() -> None:
 def test_malformed_ack_secret_in_content_is_rejected(secret: object) -> None:
     with pytest.raises(AlertEnvelopeError, match="ack_secret"):
         _open(_seal_raw_meta(_meta(ack_secret=secret)))
+
+
+@pytest.mark.parametrize(
+    ("meta", "header", "field"),
+    [
+        ({}, {"deployment": "dep-1\x1b]0;owned\x07"}, "header.deployment"),
+        ({}, {"deployment": "Dep 1"}, "header.deployment"),
+        ({"deployment_id": "dep\r-2026"}, {}, "content.deployment_id"),
+        ({"watchlist_entry": "W-0001\x1b[2J"}, {}, "content.watchlist_entry"),
+        ({"watchlist_entry": "W-\u202e1000"}, {}, "content.watchlist_entry"),
+        ({"model_id": "sface\x07"}, {}, "content.model_id"),
+        ({"quality": {"sharp\x1bness": 1.0}}, {}, "content.quality"),
+        ({"quality": {f"q{i}": 1.0 for i in range(17)}}, {}, "content.quality"),
+    ],
+)
+def test_fields_a_camera_sends_must_match_the_protocol_patterns(
+    meta: dict[str, object], header: dict[str, object], field: str
+) -> None:
+    """What a stolen camera puts in an alert is shown to an operator: every field is
+    checked against its pattern before the alert is accepted (issue 16, finding 4)."""
+    envelope = _seal_raw_meta(_meta(**meta), **header)
+    with pytest.raises(AlertEnvelopeError, match=field.replace(".", r"\.")):
+        _open(envelope)
+
+
+def test_the_device_never_seals_what_the_hub_would_refuse() -> None:
+    bad = make_content()
+    for change in ({"watchlist_entry": "W\x1b"}, {"model_id": "m m"}, {"quality": {"Q": 1.0}}):
+        with pytest.raises(ValueError, match="not valid|quality"):
+            seal_alert(
+                dataclasses.replace(bad, **change),  # type: ignore[arg-type]
+                seq=1,
+                device_key=KEYS.device,
+                hub_key=KEYS.hub.public_key(),
+            )
 
 
 def test_no_biometric_byte_is_readable_in_the_envelope() -> None:

@@ -79,7 +79,9 @@ def test_any_edited_line_is_detected(
     i = data.draw(st.integers(0, len(lines) - 1))
     j = data.draw(st.integers(0, len(lines[i]) - 1))
     line = bytearray(lines[i])
-    line[j] ^= data.draw(st.integers(1, 127))
+    # Any other byte value: a zero byte in the last line is what a torn write leaves
+    # (reported as a torn tail, see the torn-line tests).
+    line[j] = data.draw(st.integers(1, 255).filter(lambda b: b != line[j]))
     lines[i] = bytes(line)
     with pytest.raises(AuditLogError):
         verify_audit_log(b"\n".join(lines) + b"\n", PUB)
@@ -146,6 +148,40 @@ def test_torn_final_line_is_reported_then_recovered(tmp_path: Path) -> None:
     assert report.torn_tail_line is None and report.recovered_lines == [n_lines]
     entries = [json.loads(x) for x in _lines(path.read_bytes())[n_lines:]]
     assert entries[0]["event"] == "audit.recovered" and entries[0]["fields"]["torn_line"] == n_lines
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("lost", ["head", "middle"])
+def test_a_torn_line_that_kept_its_newline_is_recovered(tmp_path: Path, lost: str) -> None:
+    # Power-cut crash points "audit append torn sequence" and "audit append torn write":
+    # one write of one line reached the disk in pieces, and the piece holding the
+    # newline was kept while an earlier one was lost (zeros in its place).
+    path = tmp_path / "a.jsonl"
+    full = _write_log(path, 5)
+    line = canonical_json(
+        {"event": "test.event", "fields": {"index": 99}, "prev": "0" * 64, "seq": 99, "time": "x"}
+    )
+    cut = slice(0, 20) if lost == "head" else slice(20, 40)
+    torn = bytearray(line)
+    torn[cut] = bytes(len(torn[cut]))
+    path.write_bytes(full + bytes(torn) + b"\n")
+    n_lines = len(_lines(full)) + 1
+    assert verify_audit_log(path.read_bytes(), PUB).torn_tail_line == n_lines
+    log = AuditLog.open(path, KEY, 4)
+    assert log.recovered_torn_line == n_lines
+    log.append("after.recovery")
+    log.close()
+    report = verify_audit_log(path.read_bytes(), PUB)
+    assert report.torn_tail_line is None and report.recovered_lines == [n_lines]
+
+
+def test_an_edited_last_line_that_keeps_its_newline_is_not_taken_for_torn(
+    tmp_path: Path,
+) -> None:
+    lines = _lines(_write_log(tmp_path / "a.jsonl", 5))
+    lines[-1] = lines[-1].replace(b'"seq"', b'"Seq"')
+    with pytest.raises(AuditLogError, match="not a valid entry"):
+        verify_audit_log(b"\n".join(lines) + b"\n", PUB)
 
 
 def test_fake_recovery_entry_cannot_hide_an_edit(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import threading
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,8 +14,10 @@ from agent.trust.signed_document import (
     MAX_JSON_DEPTH,
     DocumentError,
     UntrustedJsonError,
+    canonical_json,
     loads_untrusted,
     parse_envelope,
+    sign_document,
 )
 
 
@@ -77,3 +80,35 @@ def test_deep_nesting_is_refused_in_a_worker_thread_too() -> None:
 def test_any_bytes_parse_or_raise_untrusted_json_error(data: bytes) -> None:
     with contextlib.suppress(UntrustedJsonError):
         loads_untrusted(data)
+
+
+def _signed() -> dict[str, object]:
+    key = Ed25519PrivateKey.generate()
+    env = loads_untrusted(sign_document("application/vnd.lfr.test+json; v=1", {"a": 1}, key))
+    assert isinstance(env, dict)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda e: e.update(z="x"), "unknown envelope field 'z'"),
+        (lambda e: e.pop("payload"), "envelope field 'payload' missing"),
+        (
+            lambda e: e["signatures"][0].update(z="x"),
+            r"signatures\[0\]: unknown signature field 'z'",
+        ),
+        (lambda e: e["signatures"][0].pop("sig"), "signature field 'sig' missing"),
+        (lambda e: e["signatures"][0].update(keyid="A" * 64), "not 64 lower-case hex"),
+        (lambda e: e.update(signatures=e["signatures"] * 9), "more than 8 signatures"),
+        (lambda e: e.update(payload=e["payload"] + "\n"), "not valid base64|not in canonical"),
+    ],
+)
+def test_every_envelope_object_holds_exactly_its_keys(change, reason: str) -> None:  # type: ignore[no-untyped-def]
+    """Nothing outside the signed bytes may be added to or removed from an envelope: a
+    document that verifies has exactly one spelling of its signatures and payload."""
+    env = _signed()
+    parse_envelope(canonical_json(env))
+    change(env)
+    with pytest.raises(DocumentError, match=reason):
+        parse_envelope(canonical_json(env))

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.hub.activation_issuer import ActivationIssuer
-from agent.hub.operator_keys import HubKeyStore
+from agent.hub.keys.activation_issuer import ActivationIssuer
+from agent.hub.keys.operator_keys import HubKeyStore
 from agent.trust.activation_verifier import ActivationVerifier
 from agent.trust.device_keys import DeviceKeys, generate_device_keys
 from agent.trust.hub_trust_store import HubTrustStore

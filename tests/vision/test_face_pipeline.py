@@ -13,8 +13,9 @@ from face_scene_helpers import Walker, background, face_patch, render
 from agent.config import AgentConfig, DeviceSection, MatchingSection
 from agent.errors import CheckFailed, ModelError
 from agent.matching.gallery import Gallery
-from agent.vision.face_pipeline import STAGES, FacePipeline
+from agent.vision.face_pipeline import FacePipeline
 from agent.vision.model_store import PinnedModel, resolve_models
+from agent.vision.stage_timings import STAGES
 from agent.vision.still_photo import StillPhotoAnalyser
 
 
@@ -224,3 +225,52 @@ def test_two_stage_mode_gives_the_same_decision_and_purges_after_flush(
         assert pipe.timings.counts["embed"] >= 1
     finally:
         pipe.close()
+
+
+def test_snorm_watchlist_alerts_the_watched_face_with_its_snorm_score(
+    models: dict[str, PinnedModel],
+    analyser: StillPhotoAnalyser,
+    shared_data: Path,
+    identities: list[str],
+) -> None:
+    """S-norm needs a watchlist of at least 50 other subjects: the six photo identities are
+    joined by 60 stand-in entries (random unit vectors, never matched)."""
+    real = make_gallery(analyser, shared_data, identities[:6])
+    fillers = np.random.default_rng(4).standard_normal((60, real.dim)).astype(np.float32)
+    embeddings = np.concatenate([real._emb.astype(np.float32), fillers])
+    gallery = Gallery(embeddings, [*real.refs, *(f"filler{i}" for i in range(60))])
+    target, stranger = identities[0], identities[9]
+    walkers = [
+        Walker(face_patch(analyser, shared_data / "faces" / target / "2.jpg"),
+               (50, 200), (900, 260), 0, 40),
+        Walker(face_patch(analyser, shared_data / "faces" / stranger / "2.jpg"),
+               (900, 100), (100, 150), 5, 45),
+    ]  # fmt: skip
+    frames = render(background(shared_data), walkers, 60)
+    pipe = FacePipeline(config(), models, threads=1)
+    pipe.set_watchlist(gallery, 4.0, models["embedder"].model_id, score="snorm")
+    out = [c for f in frames for c in pipe.process(f)]
+    assert [c.ref for c in out] == [target]
+    assert out[0].score >= out[0].threshold == 4.0  # an S-norm score, far above a cosine
+    # The same score the evaluation and the hub's calibration compute for that face.
+    assert pipe.score_kind == "snorm"
+    pipe.reset()
+    assert pipe.score_kind == "cosine" and not pipe.has_watchlist
+
+
+def test_snorm_is_refused_for_a_watchlist_too_small_to_normalise_against(
+    models: dict[str, PinnedModel],
+    analyser: StillPhotoAnalyser,
+    shared_data: Path,
+    identities: list[str],
+) -> None:
+    pipe = FacePipeline(config(), models, threads=1)
+    gallery = make_gallery(analyser, shared_data, identities[:6])
+    with pytest.raises(CheckFailed, match="S-norm needs every watchlist entry"):
+        pipe.set_watchlist(gallery, 4.0, score="snorm")
+    assert not pipe.has_watchlist
+    # The floor does not bind an S-norm threshold (it is not a cosine) but stays under alerts.
+    big = Gallery(np.random.default_rng(1).standard_normal((80, 128)).astype(np.float32),
+                  [f"e{i}" for i in range(80)])  # fmt: skip
+    pipe.set_watchlist(big, 0.1, score="snorm")
+    assert pipe._matcher.cosine_floor == config().matching.threshold_floor

@@ -1,7 +1,7 @@
 """The privacy promise: nothing of a face that does not match survives its comparison.
 
 A non-matching crowd (scenes/many_faces) is replayed through the real pipeline
-against a watchlist of other people. Nothing may be written anywhere (audit hook
+against a watchlist of other people, in cosine and in S-norm. Nothing may be written anywhere (audit hook
 on every open-for-write, rename, mkdir, remove from this process, plus snapshots
 of HOME, TMPDIR and the working folder), no log record at any level may carry a
 score, an embedding or a crop, no candidate may come out, and once the tracks
@@ -78,9 +78,14 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Pa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("threads", [1, 2], ids=["single-thread", "two-stage"])
+@pytest.mark.parametrize(
+    ("threads", "score"),
+    [(1, "cosine"), (2, "cosine"), (2, "snorm")],
+    ids=["single-thread", "two-stage", "two-stage-snorm"],
+)
 def test_non_matching_crowd_leaves_nothing(
     threads: int,
+    score: str,
     models_dir: Path,
     shared_data: Path,
     sandbox: list[Path],
@@ -99,7 +104,14 @@ def test_non_matching_crowd_leaves_nothing(
         device=DeviceSection(id="test-dev"), tracker=TrackerSection(max_missed_frames=1)
     )
     pipe = FacePipeline(cfg, models, threads=threads)
-    pipe.set_watchlist(Gallery(np.stack(embs), refs), 0.6, models["embedder"].model_id)
+    if score == "snorm":
+        # S-norm needs 50 other subjects per entry: 60 stand-in entries join the 13 people.
+        fillers = np.random.default_rng(0).standard_normal((60, len(embs[0]))).astype(np.float32)
+        embs += list(fillers / np.linalg.norm(fillers, axis=1, keepdims=True))
+        refs += [f"filler-{i}" for i in range(60)]
+    threshold = 0.6 if score == "cosine" else 6.0
+    gallery = Gallery(np.stack(embs), refs)
+    pipe.set_watchlist(gallery, threshold, models["embedder"].model_id, score=score)
     # deepface's own sample scenes show some of the watchlisted people (a true match), so
     # the crowd is every other many_faces photo.
     crowd = sandbox[0].parent / "crowd"
@@ -141,6 +153,9 @@ def test_non_matching_crowd_leaves_nothing(
     assert pipe.live_tracks == 0 and pipe.per_track_state_count == 0
     assert not pipe._pending  # no embedding batch (aligned faces, frame) in flight
     assert pipe._matcher._alerted == {} and pipe._matcher._last_alert == {}
+    # The only S-norm figures held are about watchlist entries, and they go with the gallery.
+    gallery.clear()
+    assert gallery._cohort is None
     # No log record carries a score, an embedding or pixel data.
     number = re.compile(r"\d\.\d{2,}")
     for rec in caplog.records:

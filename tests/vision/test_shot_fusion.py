@@ -17,12 +17,16 @@ def test_best_of_keeps_the_best_score_per_entry() -> None:
     acc = ShotAccumulator("best_of")
     p = acc.add(unit([1, 0]), 0.5)
     np.testing.assert_allclose(p, unit([1, 0]))
-    assert acc.fuse_scores(np.array([0.7, 0.2], np.float32), np.array([3, 1])) == [
-        (3, pytest.approx(0.7)),
-        (1, pytest.approx(0.2)),
-    ]
-    ranked = acc.fuse_scores(np.array([0.5, 0.4], np.float32), np.array([3, 1]))
-    assert ranked == [(3, pytest.approx(0.7)), (1, pytest.approx(0.4))]
+    # Scores of another kind (S-norm) travel with the cosine of the same shot.
+    first = acc.fuse_scores(
+        np.array([7.0, 2.0], np.float32), np.array([3, 1]), np.array([0.7, 0.2], np.float32)
+    )
+    assert first == [(3, 7.0, pytest.approx(0.7)), (1, 2.0, pytest.approx(0.2))]
+    ranked = acc.fuse_scores(
+        np.array([5.0, 4.0], np.float32), np.array([3, 1]), np.array([0.9, 0.4], np.float32)
+    )
+    # Entry 3 keeps its best score (7.0) and that shot's cosine, not the later 0.9.
+    assert ranked == [(3, 7.0, pytest.approx(0.7)), (1, 4.0, pytest.approx(0.4))]
     acc.clear()
     assert acc.best_scores == {} and acc.shots == 0
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from agent.cli.common import add_config_arg, load_args_config
 from agent.errors import UsageError
 from agent.matching.watchlist_store import BUNDLE_SUFFIX, INDEX_FILE
+from agent.trust.activation_token import Activation
 from agent.trust.activation_verifier import (
     ActivationRejected,
     ActivationVerifier,
@@ -117,4 +118,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         f"VALID {doc.kind} for {doc.device_id}, deployment {doc.deployment_id},"
         f" sequence {doc.sequence}, signed by {result.signer.subject} ({result.signer.role})"
     )
+    if isinstance(doc, Activation):
+        print(f"  threshold {doc.threshold:g} ({doc.score} score)")
+        cal = doc.calibration
+        if doc.target_fpir is not None and cal is not None:
+            print(
+                f"  from target FPIR {doc.target_fpir:.3g}: {cal.false_alerts} of"
+                f" {cal.cohort_size} cohort faces at or above it, FPIR {cal.fpir:.4f}"
+                f" (95% CI {cal.fpir_ci95[0]:.4f}–{cal.fpir_ci95[1]:.4f})"
+            )
     return 0

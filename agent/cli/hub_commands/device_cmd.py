@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import ssl
 import threading
 import time
@@ -16,18 +15,25 @@ from agent.cli.common import require
 from agent.cli.hub_commands.broker_args import (
     DEFAULT_PKI_DIR,
     add_broker_args,
+    client_files,
     parse_broker,
     settings_from_args,
 )
+from agent.cli.hub_commands.store_args import add_db_arg, db_target
 from agent.errors import UsageError
-from agent.hub.device_enrolment import approve, list_devices, open_request
-from agent.hub.operator_keys import HubKeyStore
+from agent.hub.devices.device_enrolment import approve, list_devices, open_request
+from agent.hub.devices.device_withdrawal import Withdrawal, withdraw_device, withdrawn_record
+from agent.hub.keys.broker_access import ADMIN_NAME
+from agent.hub.keys.broker_admin import BrokerAdmin, BrokerAdminError
+from agent.hub.keys.operator_keys import HubKeyStore
+from agent.hub.store.alert_store import AlertStore
+from agent.protocol.device_status import StatusError, parse_status
+from agent.protocol.topics import ALL_STATUSES, TopicError, parse_topic
 from agent.provisioning.enrolment_bundle import format_fingerprint
 from agent.transport.mqtt_link import MqttLinkError, make_tls_client
 from agent.trust.key_files import write_atomic
-from agent.trust.signed_document import key_id, loads_untrusted
+from agent.trust.signed_document import key_id
 
-DEFAULT_DB = Path("/var/lib/lfr-hub/alerts.db")
 MAX_REQUEST_BYTES = 256 * 1024
 
 
@@ -54,13 +60,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument(
         "--operator", default="supervisor", help="supervisor who signs the approval (%(default)s)"
     )
-    a.add_argument(
-        "--db",
-        type=Path,
-        default=None,
-        help=f"alert database where the device's signing key is registered "
-        f"(default: $LFR_HUB_DB or {DEFAULT_DB})",
-    )
+    add_db_arg(a, "hub database where the device's signing key is registered")
     a.add_argument("--cert-days", type=int, default=825, help="certificate validity (%(default)s)")
     a.add_argument(
         "--replace", action="store_true", help="re-enrol a device id that has other keys"
@@ -76,12 +76,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="also read each device's retained status from the broker (--broker …)",
     )
-    add_broker_args(ls, client_id="hub-device-list")
+    add_broker_args(ls, identity="monitor")
     ls.add_argument(
         "--wait", type=float, default=2.0, help="seconds to collect status (%(default)s)"
     )
     ls.add_argument("--json", action="store_true", help="one JSON object per device")
     ls.set_defaults(handler=cmd_list)
+
+    wd = dsub.add_parser(
+        "withdraw",
+        help="withdraw a camera for good (stolen, lost, decommissioned)",
+        description="Revoke its broker certificates (CA revocation list), remove its "
+        "rights at the broker (it is disconnected), stop accepting its signing key, mark "
+        "it withdrawn and record who, when and why. Then reload the broker so it re-reads "
+        "the revocation list.",
+    )
+    wd.add_argument("device", metavar="ID", help="the device id")
+    wd.add_argument("--hub-dir", type=Path, required=True, help="the hub key folder (keys init)")
+    wd.add_argument("--by", required=True, help="who withdraws it (operator or officer reference)")
+    wd.add_argument("--reason", default="", help="why (printable text, at most 200 characters)")
+    add_db_arg(wd)
+    add_broker_args(wd, identity=ADMIN_NAME)
+    wd.add_argument(
+        "--no-broker",
+        action="store_true",
+        help="do not contact the broker now (run 'lfr-hub broker revoke --device ID' later)",
+    )
+    wd.set_defaults(handler=cmd_withdraw)
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
@@ -99,7 +120,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
     print(
         f"  fingerprint   {format_fingerprint(request.fingerprint[:32])}  (compare with the device)"
     )
-    db = args.db or Path(os.environ.get("LFR_HUB_DB", str(DEFAULT_DB)))
+    db = db_target(args)
     result = approve(
         request,
         hub_dir=args.hub_dir,
@@ -125,8 +146,9 @@ def cmd_approve(args: argparse.Namespace) -> int:
 def read_statuses(args: argparse.Namespace) -> dict[str, str]:
     """Device id → online/offline from the retained status messages on the broker."""
 
-    host, port = parse_broker(args.broker)
-    for p in (args.ca, args.cert, args.key):
+    # Bridged brokers hold the same retained statuses: the first one answers for all.
+    host, port = parse_broker(str(args.broker).split(",")[0])
+    for p in client_files(args):
         require(Path(p).is_file(), f"device list: {p}: not found")
     seen: dict[str, str] = {}
     connected = threading.Event()
@@ -134,24 +156,24 @@ def read_statuses(args: argparse.Namespace) -> dict[str, str]:
 
     def on_connect(client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         if not rc.is_failure:
-            client.subscribe("lfr/v1/+/status", qos=1)
+            client.subscribe(ALL_STATUSES, qos=1)
             connected.set()
 
     def on_message(client: Any, userdata: Any, msg: Any) -> None:
-        parts = msg.topic.split("/")
-        if len(parts) != 4:
+        try:
+            device_id, kind = parse_topic(msg.topic)
+        except TopicError:
             return
-        payload = bytes(msg.payload)
-        state = "offline" if payload.strip() in (b"", b"offline") else "online"
-        if state == "online":
-            try:
-                body = loads_untrusted(payload)
-                if isinstance(body, dict) and isinstance(body.get("state"), str):
-                    state = f"online ({body['state']})"
-            except ValueError:
-                pass
+        if kind != "status":
+            return
+        try:
+            status = parse_status(device_id, bytes(msg.payload))
+            state = f"online ({status.state})" if status.online else "offline"
+        except StatusError as exc:
+            # Unsigned and from the camera: shown only as the protocol defines it.
+            state = f"online (status refused: {exc})"
         with lock:
-            seen[parts[2]] = state
+            seen[device_id] = state
 
     try:
         client = make_tls_client(settings_from_args(args))
@@ -184,6 +206,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for d in devices:
         approved = dt.datetime.fromtimestamp(d.approved_at, dt.UTC).strftime("%Y-%m-%d")
         state = None if statuses is None else statuses.get(d.device_id, "never connected")
+        if withdrawn_record(args.hub_dir, d.device_id) is not None:
+            state = "WITHDRAWN"
         if args.json:
             row: dict[str, Any] = {
                 "device": d.device_id,
@@ -204,3 +228,58 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not devices and not args.json:
         print(f"no devices enrolled in {args.hub_dir}")
     return 0
+
+
+def cmd_withdraw(args: argparse.Namespace) -> int:
+    store = AlertStore(db_target(args))
+    admin_problem: list[str] = []
+
+    def record(w: Withdrawal) -> bool:
+        return store.withdraw_device(
+            w.device_id,
+            by=w.by,
+            reason=w.reason,
+            revoked_serials=[f"{s:x}" for s in w.revoked_serials],
+            at=w.withdrawn_at,
+        )
+
+    def remove_rights(device_id: str) -> bool:
+        try:
+            with BrokerAdmin(settings_from_args(args, session_expiry_s=0)) as admin:
+                return admin.remove(device_id)
+        except (BrokerAdminError, UsageError) as exc:
+            admin_problem.append(str(exc))
+            return False
+
+    try:
+        w = withdraw_device(
+            args.hub_dir,
+            args.pki_dir,
+            args.device,
+            by=args.by,
+            reason=args.reason,
+            remove_broker_access=None if args.no_broker else remove_rights,
+            unregister_key=record,
+        )
+    finally:
+        store.close()
+    serials = ", ".join(f"{s:x}" for s in w.revoked_serials) or "none new"
+    print(f"✓ certificates   on the revocation list {args.pki_dir / 'crl.pem'} ({serials})")
+    print(f"✓ signing key    {'no longer accepted' if w.key_unregistered else 'already refused'}")
+    print(f"✓ registry       {w.device_id} marked withdrawn by {w.by}")
+    if w.broker_access_removed is None:
+        print("⚠ broker         not contacted: run 'lfr-hub broker revoke --device ID' now")
+    elif admin_problem:
+        print(
+            f"⚠ broker         not reached ({admin_problem[0]}): run "
+            f"'lfr-hub broker revoke --device {w.device_id}' when it is"
+        )
+    else:
+        state = "rights removed, disconnected" if w.broker_access_removed else "had no rights"
+        print(f"✓ broker         {state}")
+    print(
+        "next: copy crl.pem to the broker and 'systemctl reload mosquitto', so its "
+        "certificate is refused at the handshake too"
+    )
+    # Not done until the broker has dropped it too.
+    return 0 if w.broker_access_removed is not None and not admin_problem else 1

@@ -1,12 +1,16 @@
-"""lfr-hub keys init|export: the hub key hierarchy and what devices are provisioned with."""
+"""lfr-hub keys init|export|add-evidence-key: the hub key hierarchy and what devices are
+provisioned with."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from agent.hub.operator_keys import ROOT_KEY_FILE, HubKeyStore
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.hub.keys.operator_keys import ROOT_KEY_FILE, HubKeyStore
 from agent.trust.key_certificates import OPERATOR_ROLES
+from agent.trust.key_files import load_private_key
 
 
 def add_hub_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -18,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ksub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     init = ksub.add_parser(
         "init",
-        help="create the root key, the first operator, the alert and watchlist keys in DIR",
+        help="create the root key, the first operator, the alert, evidence and watchlist keys in DIR",
     )
     init.add_argument("--dir", type=Path, required=True, help="new hub key folder")
     init.add_argument(
@@ -38,6 +42,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_hub_dir_arg(exp)
     exp.add_argument("--out", type=Path, required=True, help="folder to write into")
     exp.set_defaults(handler=cmd_export)
+    ev = ksub.add_parser(
+        "add-evidence-key",
+        help="create and certify the evidence key (CCTV recording) of an older key store",
+    )
+    add_hub_dir_arg(ev)
+    ev.add_argument(
+        "--root-key", type=Path, required=True, help="the root private key (from offline media)"
+    )
+    ev.set_defaults(handler=cmd_add_evidence_key)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -46,7 +59,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"hub key store   {store.dir}")
     print(f"root key        {store.dir / ROOT_KEY_FILE}  (move to offline media)")
     print(f"operator        {cert.subject} ({cert.role}) key {cert.key_id[:16]}")
-    for subject in ("hub-alert", "hub-watchlist"):
+    for subject in ("hub-alert", "hub-evidence", "hub-watchlist"):
         c = store.hub_certificate(subject)
         print(f"{subject:15} {c.role} key {c.key_id[:16]}")
     print("next: 'lfr-hub keys export --hub-dir DIR --out KEYS' and install KEYS on each device")
@@ -56,4 +69,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     for path in HubKeyStore.open(args.hub_dir).export_device_trust(args.out):
         print(path)
+    return 0
+
+
+def cmd_add_evidence_key(args: argparse.Namespace) -> int:
+    store = HubKeyStore.open(args.hub_dir)
+    root = load_private_key(args.root_key, Ed25519PrivateKey)  # type: ignore[type-abstract]
+    cert = store.add_evidence_key(root)
+    print(f"hub-evidence    {cert.role} key {cert.key_id[:16]}")
+    print("next: 'lfr-hub keys export' again and install the new certificate on each device")
     return 0

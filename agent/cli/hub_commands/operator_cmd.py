@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.cli.hub_commands.keys_cmd import add_hub_dir_arg
-from agent.hub.operator_keys import HubKeyStore
+from agent.hub.keys.operator_keys import HubKeyStore
 from agent.trust.key_certificates import OPERATOR_ROLES
 
 
@@ -66,7 +66,10 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     store = HubKeyStore.open(args.hub_dir)
     rl = store.revoke_operator(args.name, store.load_root_key(args.root_key))
     print(f"operator {args.name} revoked; revocation list version {rl.version}")
-    print("devices learn it with the next activation, renewal or stop they verify")
+    print(
+        "send it to each camera now (an idle one would otherwise learn it with its next "
+        f"activation): lfr-hub publish {args.hub_dir / 'hub-revocations.json'} --device ID"
+    )
     return 0
 
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from datetime import UTC, datetime
-from pathlib import Path
 
 from agent.cli.common import require
+from agent.cli.hub_commands.store_args import add_db_arg, db_target
 from agent.errors import UsageError
-from agent.hub.deployment_reports import DeploymentReportStore, summary_line
-
-DEFAULT_DB = Path("/var/lib/lfr-hub/alerts.db")
+from agent.hub.intake.report_receiver import summary_line
+from agent.hub.store.report_store import DeploymentReportStore
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,18 +24,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sh.add_argument("deployment_id", metavar="DEPLOYMENT")
     sh.add_argument("--json", action="store_true", help="print JSON")
     for q in (ls, sh):
-        q.add_argument(
-            "--db",
-            type=Path,
-            default=None,
-            help=f"hub database (default: $LFR_HUB_DB or {DEFAULT_DB})",
-        )
+        add_db_arg(q)
     ls.set_defaults(handler=cmd_list)
     sh.set_defaults(handler=cmd_show)
 
 
 def _store(args: argparse.Namespace) -> DeploymentReportStore:
-    return DeploymentReportStore(args.db or Path(os.environ.get("LFR_HUB_DB", str(DEFAULT_DB))))
+    return DeploymentReportStore(db_target(args))
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -11,12 +11,18 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from agent.cli.common import require
-from agent.hub.operator_keys import HubKeyStore
-from agent.hub.watchlist_builder import build_watchlist, check_photos
-from agent.hub.watchlist_enrolment import EnrolmentChecker, PhotoVerdict, list_reference_photos
+from agent.hub.devices.device_withdrawal import require_not_withdrawn
+from agent.hub.keys.operator_keys import HubKeyStore
+from agent.hub.watchlists.watchlist_builder import build_watchlist, check_photos
+from agent.hub.watchlists.watchlist_enrolment import (
+    EnrolmentChecker,
+    PhotoVerdict,
+    list_reference_photos,
+)
 from agent.matching.watchlist_bundle import DEPLOYMENT_ID_RE, DEVICE_ID_RE
 from agent.trust.device_keys import EXCHANGE_PUB_FILE
 from agent.trust.key_files import load_public_key
+from agent.untrusted_text import raw_stream
 from agent.vision.model_store import resolve_models
 
 DEFAULT_HUB_DIR = Path("/etc/lfr-hub/keys")
@@ -102,6 +108,8 @@ def _recipients(devices: list[str], hub_dir: Path, given: list[str]) -> dict[str
         explicit[dev] = Path(path)
     for dev in explicit:
         require(dev in devices, f"watchlist: --device-key for {dev}, which is not in --device")
+    for dev in devices:
+        require_not_withdrawn(hub_dir, dev)
     paths = {d: explicit.get(d, hub_dir / DEVICES_DIR / d / EXCHANGE_PUB_FILE) for d in devices}
     return {d: load_public_key(p, X25519PublicKey) for d, p in paths.items()}  # type: ignore[type-abstract]
 
@@ -117,7 +125,9 @@ class _ProgressBar:
             return
         width = 30
         fill = width * done // max(total, 1)
-        sys.stderr.write(f"\r[{'#' * fill}{'.' * (width - fill)}] {done}/{total} photos")
+        raw_stream(sys.stderr).write(
+            f"\r[{'#' * fill}{'.' * (width - fill)}] {done}/{total} photos"
+        )
         if done == total:
             sys.stderr.write("\n")
         sys.stderr.flush()
@@ -152,7 +162,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     )
     require(args.threads >= 0, "watchlist: --threads must be 0 or more")
     require(not Path(args.out).is_dir(), f"watchlist: --out {args.out} is a folder")
-    signing_key = HubKeyStore.open(args.hub_dir).watchlist_signing_key()
+    hub_keys = HubKeyStore.open(args.hub_dir)
+    signing_key = hub_keys.watchlist_signing_key()
     recipients = _recipients(devices, args.hub_dir, args.device_key)
     photos = list_reference_photos(args.images)
     models = resolve_models(args.models_dir)
@@ -171,6 +182,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         expires_in_s=args.expires,
         out=args.out,
         strict=args.strict,
+        # Sealed to the hub alert key too, so 'lfr-hub calibrate' can open it.
+        hub_key=hub_keys.alert_private_key().public_key(),
     )
     missing = sorted(
         {v.photo.subject for v in verdicts} - {v.photo.subject for v in result.accepted}

@@ -1,6 +1,9 @@
 """Privacy: the device wrote nothing outside its state paths (outbox, audit log, watchlists,
-reports), no plaintext image anywhere it wrote, no biometric figure in its logs, and it sent
-nothing to anyone but the broker (counted by nftables in its network namespace).
+reports, sealed clips), no plaintext image or video anywhere it wrote, no biometric figure
+in its logs, and it sent nothing to anyone but the broker (counted by nftables in its
+network namespace). With recording off (no activation of the rig asks for it) no frame
+left the camera except inside the sealed clip of an alert: no segment was recorded, none
+is on the device, every deployment report says recording was off.
 
 The device's writable tree is snapshotted before the first start and compared after the
 last stop; on the virtual rig the agent also runs with a private ``/tmp`` (a bind mount in
@@ -68,6 +71,7 @@ def run(rig: RigDriver, result: ScenarioResult) -> None:
             packets == 0,
             f"{packets} packets from the device to anything but the broker: {where[:5] or 'none'}",
         )
+    _check_recording_off(rig, result)
     log = rig.device_log_text()
     hits = {name: len(p.findall(log)) for name, p in LOG_PATTERNS.items()}
     found = {k: v for k, v in hits.items() if v}
@@ -83,3 +87,20 @@ def run(rig: RigDriver, result: ScenarioResult) -> None:
         result.not_run("audit log chain intact", str(exc))
     except Exception as exc:  # a broken chain is a finding, reported as such
         result.check("audit log chain intact", False, str(exc)[:200])
+
+
+def _check_recording_off(rig: RigDriver, result: ScenarioResult) -> None:
+    events = rig.audit()
+    sealed = [e for e in events if e.event == "recording.segment_sealed"]
+    started = [e for e in events if e.event == "recording.started"]
+    clips = [e for e in events if e.event == "clip.sealed"]
+    reports = rig.reports()
+    recorded = [r for r in reports if r.get("recording") or r.get("recording_segments")]
+    result.figures["recording_segments_sealed"] = len(sealed)
+    result.figures["alert_clips_sealed"] = len(clips)
+    result.check(
+        "recording off: no CCTV segment recorded, only alert clips",
+        not sealed and not started and not recorded,
+        f"{len(sealed)} segments sealed, {len(started)} recordings started, "
+        f"{len(recorded)} of {len(reports)} reports with recording; {len(clips)} alert clips",
+    )

@@ -12,15 +12,21 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent.errors import LfrError
-from agent.hub.alert_receiver import Receipt
-from agent.hub.alert_store import AlertRow
+from agent.hub.intake.alert_receiver import Receipt
+from agent.hub.store.alert_store import AlertRow
 from hil.rig.network_faults import NetworkFaults
 from hil.rig.rig_description import RigDescription
 from hil.synthetic_scene import SceneTruth
 
 PASS, FAIL, NOT_RUN = "pass", "fail", "not run"
-# Magic bytes of a JPEG (JFIF) or PNG file: found in plaintext, a frame or crop reached disk.
-IMAGE_MAGIC = (b"\xff\xd8\xff\xe0\x00\x10JFIF", b"\x89PNG\r\n\x1a\n")
+# Magic bytes of a JPEG (JFIF) or PNG file, or of an MP4 (its ftyp box with the brands the
+# encoders write): found in plaintext, a frame, a crop or video reached disk.
+IMAGE_MAGIC = (
+    b"\xff\xd8\xff\xe0\x00\x10JFIF",
+    b"\x89PNG\r\n\x1a\n",
+    b"ftypisom",
+    b"ftypmp42",
+)
 
 
 class NotAvailable(LfrError):

@@ -1,0 +1,1 @@
+"""Cameras at the hub: approving an enrolment request."""

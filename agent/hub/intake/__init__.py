@@ -1,0 +1,1 @@
+"""What arrives from cameras: alerts and deployment reports, verified, stored once, acknowledged."""

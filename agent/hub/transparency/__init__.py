@@ -1,0 +1,1 @@
+"""What the hub publishes: the public results of its deployments per period."""

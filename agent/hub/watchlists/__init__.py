@@ -1,0 +1,1 @@
+"""Watchlists at the hub: checking reference photos and building sealed, signed watchlists."""

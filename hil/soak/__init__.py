@@ -1,0 +1,1 @@
+"""The endurance soak (issue 21): ``python -m hil.soak`` / ``make soak``."""

@@ -1,0 +1,42 @@
+"""The hub config: the shipped example is the generated one and is valid; bad keys and
+values are refused with one line naming the key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from agent.errors import ConfigError
+from agent.hub.service.hub_config import load_hub_config, parse_hub_config, render_hub_example
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "configs" / "hub.example.toml"
+
+
+def test_shipped_example_is_the_generated_one_and_valid() -> None:
+    assert EXAMPLE.read_text() == render_hub_example(), "regenerate: lfr-hub config example"
+    cfg = load_hub_config(EXAMPLE)
+    assert cfg.console.port == 8443 and cfg.broker.enabled
+
+
+@pytest.mark.parametrize(
+    ("toml", "problem"),
+    [
+        ("[console]\nport = 0", "console.port: must be 1–65535, got 0"),
+        ("[console]\nprot = 1", "console.prot: unknown key"),
+        ("[consoel]", "consoel: unknown section"),
+        ('[broker]\nidentity = "Main!"', "broker.identity: does not match"),
+        ("[console]\nsession_idle_min = 600\nsession_max_h = 1", "must not exceed"),
+        ('[logging]\nlevel = "loud"', "logging.level: must be one of"),
+    ],
+)
+def test_bad_values_are_named(toml: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_hub_config(tomllib.loads(toml))
+    assert problem in str(err.value)
+
+
+def test_missing_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_hub_config(tmp_path / "nope.toml")
