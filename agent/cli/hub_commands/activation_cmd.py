@@ -19,6 +19,11 @@ from agent.cli.hub_commands.calibrate_cmd import (
     format_rate,
     open_for_calibration,
 )
+from agent.cli.hub_commands.hub_audit_args import (
+    add_hub_audit_arg,
+    control_document_fields,
+    record_hub_event,
+)
 from agent.cli.hub_commands.keys_cmd import add_hub_dir_arg
 from agent.errors import UsageError
 from agent.hub.calibration.threshold_calibration import calibrate, parse_fpir
@@ -36,6 +41,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", required=True, help="device id")
     p.add_argument("--deployment", required=True, help="deployment id")
     p.add_argument("--out", type=Path, required=True, help="file to write the signed document to")
+    add_hub_audit_arg(p)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,7 +98,11 @@ def _issuer(args: argparse.Namespace) -> ActivationIssuer:
     return ActivationIssuer(HubKeyStore.open(args.hub_dir), args.operator)
 
 
-def _write(out: Path, data: bytes, what: str) -> int:
+def _write(args: argparse.Namespace, data: bytes, what: str) -> int:
+    """Record the signed document in the hub audit log, then write it out."""
+    fields = control_document_fields(data)
+    record_hub_event(args, f"control.{what.split()[0]}_signed", operator=args.operator, **fields)
+    out: Path = args.out
     try:
         write_atomic(out, data, 0o644)
     except OSError as exc:
@@ -170,16 +180,16 @@ def cmd_activate(args: argparse.Namespace) -> int:
         recording=args.record,
         analytic=ANALYTIC_PLATES if args.hotlist else ANALYTIC_FACES,
     )
-    return _write(args.out, data, "activation with recording" if args.record else "activation")
+    return _write(args, data, "activation with recording" if args.record else "activation")
 
 
 def cmd_renew(args: argparse.Namespace) -> int:
     data = _issuer(args).renewal(
         args.device, args.deployment, parse_duration(args.lease, "--lease")
     )
-    return _write(args.out, data, "renewal")
+    return _write(args, data, "renewal")
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
     data = _issuer(args).stop(args.device, args.deployment, args.reason)
-    return _write(args.out, data, "stop")
+    return _write(args, data, "stop")

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from agent.cli.common import require
 from agent.cli.hub_commands.broker_args import add_broker_args, settings_from_args
+from agent.cli.hub_commands.hub_audit_args import add_hub_audit_arg, record_hub_event
 from agent.cli.hub_commands.plates_cmd import line as plate_line
 from agent.cli.hub_commands.plates_cmd import row_dict as plate_row_dict
 from agent.cli.hub_commands.store_args import add_db_arg, age_arg, db_target
@@ -120,11 +121,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     adj.add_argument("--outcome", required=True, choices=OUTCOMES, help="the outcome")
     adj.add_argument("--by", required=True, help="operator or officer reference")
+    add_hub_audit_arg(adj)
     adj.set_defaults(handler=cmd_adjudicate)
 
     pu = asub.add_parser("purge", help="delete alerts (crops, outcomes) older than an age")
     _db_arg(pu)
     pu.add_argument("--older-than", type=age_arg, default=age_arg("31d"), help="age such as 31d")
+    add_hub_audit_arg(pu)
     pu.set_defaults(handler=cmd_purge)
 
     pl = asub.add_parser("purges", help="the record of retention purges, newest first")
@@ -317,6 +320,14 @@ def cmd_clip(args: argparse.Namespace) -> int:
 def cmd_adjudicate(args: argparse.Namespace) -> int:
     store = _store(args)
     row = store.adjudicate(args.alert_id, args.outcome, args.by, device_id=args.device)
+    record_hub_event(
+        args,
+        "alert.adjudicated",
+        alert_id=row.alert_id,
+        device=row.device_id,
+        outcome=args.outcome,
+        by=args.by,
+    )
     print(_line(row))
     return 0
 
@@ -332,7 +343,17 @@ def _purge_line(r: PurgeRecord) -> str:
 def cmd_purge(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
-        print(_purge_line(store.purge(args.older_than, by_ref="alerts purge")))
+        record = store.purge(args.older_than, by_ref="alerts purge")
+        print(_purge_line(record))
+        record_hub_event(
+            args,
+            "retention.purged",
+            purge_id=record.purge_id,
+            alerts=record.alerts,
+            held=record.held,
+            older_than_s=record.older_than_s,
+            by=record.by_ref,
+        )
     finally:
         store.close()
     return 0

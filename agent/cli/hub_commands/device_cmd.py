@@ -19,6 +19,7 @@ from agent.cli.hub_commands.broker_args import (
     parse_broker,
     settings_from_args,
 )
+from agent.cli.hub_commands.hub_audit_args import add_hub_audit_arg, record_hub_event
 from agent.cli.hub_commands.store_args import add_db_arg, db_target
 from agent.errors import UsageError
 from agent.hub.devices.device_enrolment import approve, list_devices, open_request
@@ -65,6 +66,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument(
         "--replace", action="store_true", help="re-enrol a device id that has other keys"
     )
+    add_hub_audit_arg(a)
     a.set_defaults(handler=cmd_approve)
 
     ls = dsub.add_parser(
@@ -102,6 +104,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="do not contact the broker now (run 'lfr-hub broker revoke --device ID' later)",
     )
+    add_hub_audit_arg(wd)
     wd.set_defaults(handler=cmd_withdraw)
 
 
@@ -135,6 +138,12 @@ def cmd_approve(args: argparse.Namespace) -> int:
         write_atomic(args.out, result.bundle, 0o644)
     except OSError as exc:
         raise UsageError(f"device approve: cannot write {args.out} ({exc.strerror})") from exc
+    record_hub_event(
+        args,
+        "device.approved",
+        device=result.device_id,
+        certificate_not_after=int(result.cert_not_after.timestamp()),
+    )
     print(f"✓ certificate   CN={result.device_id}, valid to {result.cert_not_after:%Y-%m-%d}")
     print(f"✓ registered    {result.device_dir} and {db}")
     print(f"✓ bundle        {args.out}")
@@ -264,6 +273,16 @@ def cmd_withdraw(args: argparse.Namespace) -> int:
     finally:
         store.close()
     serials = ", ".join(f"{s:x}" for s in w.revoked_serials) or "none new"
+    record_hub_event(
+        args,
+        "device.withdrawn",
+        device=w.device_id,
+        by=w.by,
+        reason=w.reason,
+        revoked_serials=serials,
+        key_unregistered=w.key_unregistered,
+        broker_rights_removed=w.broker_access_removed,
+    )
     print(f"✓ certificates   on the revocation list {args.pki_dir / 'crl.pem'} ({serials})")
     print(f"✓ signing key    {'no longer accepted' if w.key_unregistered else 'already refused'}")
     print(f"✓ registry       {w.device_id} marked withdrawn by {w.by}")

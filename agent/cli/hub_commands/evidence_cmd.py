@@ -22,6 +22,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from agent.cli.hub_commands.broker_args import add_broker_args, settings_from_args
+from agent.cli.hub_commands.hub_audit_args import add_hub_audit_arg, record_hub_event
 from agent.cli.hub_commands.keys_cmd import add_hub_dir_arg
 from agent.cli.hub_commands.store_args import add_db_arg, db_target
 from agent.errors import CheckFailed, LfrError, UsageError
@@ -93,6 +94,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="seconds to wait for the segments to arrive (alerts watch stores them)",
     )
     add_broker_args(rq, identity="evidence")
+    add_hub_audit_arg(rq)
     rq.set_defaults(handler=cmd_request)
 
     ls = esub.add_parser("list", help="list the recording segments stored at the hub")
@@ -112,6 +114,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=DEFAULT_EVIDENCE_KEY,
         help="hub evidence X25519 private key (default: %(default)s)",
     )
+    add_hub_audit_arg(ex)
     ex.set_defaults(handler=cmd_export)
 
 
@@ -134,6 +137,15 @@ def cmd_request(args: argparse.Namespace) -> int:
         signer_certificate=cert.document,
         revocations=hub.revocations().document,
         request_id=request_id,
+    )
+    record_hub_event(
+        args,
+        "evidence.requested",
+        request_id=request_id,
+        device=device,
+        start=args.start,
+        end=args.end,
+        operator=args.operator,
     )
     media = MediaStore(_db_path(args))
     media.record_request(request_id, device, args.start, args.end, args.operator)
@@ -215,6 +227,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     finally:
         media.close()
         alerts.close()
+    record_hub_event(
+        args,
+        "evidence.exported",
+        segment=m.media_id,
+        device=m.device,
+        start=int(m.start),
+        end=int(m.end),
+        out=str(args.out),
+    )
     write_atomic(args.out, opened.mp4, 0o600)
     print(
         f"segment {m.media_id} of {m.device} ({_iso(m.start)} – {_iso(m.end)}, "

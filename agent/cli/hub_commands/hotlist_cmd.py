@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from agent.cli.common import require
+from agent.cli.hub_commands.hub_audit_args import add_hub_audit_arg, record_hub_event
 from agent.cli.hub_commands.watchlist_cmd import (
     DEFAULT_HUB_DIR,
     DEVICES_DIR,
@@ -54,6 +55,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="ID=PEM",
         help="X25519 public key file of a device (repeatable)",
     )
+    add_hub_audit_arg(b)
     b.set_defaults(handler=cmd_build)
 
 
@@ -81,6 +83,15 @@ def cmd_build(args: argparse.Namespace) -> int:
         strict=args.strict,
     )
     print(f"accepted {result.entries} plates; rejected {len(result.rejected)} rows")
+    record_hub_event(
+        args,
+        "hotlist.built",
+        deployment_id=args.deployment,
+        devices=",".join(devices),
+        plates=result.entries,
+        rows_rejected=len(result.rejected),
+        hotlist_sha256=result.bundle.watchlist_hash,
+    )
     print(
         f"✓ wrote {result.out} ({result.bundle.size_bytes} bytes) for {', '.join(devices)}; "
         f"hotlist hash {result.bundle.watchlist_hash}"

@@ -11,6 +11,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from agent.cli.common import require
+from agent.cli.hub_commands.hub_audit_args import add_hub_audit_arg, record_hub_event
 from agent.hub.devices.device_withdrawal import require_not_withdrawn
 from agent.hub.keys.operator_keys import HubKeyStore
 from agent.hub.watchlists.watchlist_builder import build_watchlist, check_photos
@@ -88,6 +89,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"pinned models, the same as on the devices ({DEFAULT_MODELS_DIR})",
     )
     b.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model")
+    add_hub_audit_arg(b)
     b.set_defaults(handler=cmd_build)
 
 
@@ -194,6 +196,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     )
     if missing:
         print(f"subjects with no accepted photo (not in the watchlist): {', '.join(missing)}")
+    record_hub_event(
+        args,
+        "watchlist.built",
+        deployment_id=args.deployment,
+        devices=",".join(devices),
+        photos_accepted=len(result.accepted),
+        photos_rejected=len(result.rejected),
+        subjects=result.subjects,
+        watchlist_sha256=result.bundle.watchlist_hash,
+    )
     print(
         f"✓ wrote {result.out} ({result.bundle.size_bytes} bytes) for {', '.join(devices)}; "
         f"watchlist hash {result.bundle.watchlist_hash}"

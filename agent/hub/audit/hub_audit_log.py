@@ -6,8 +6,12 @@ Events the console writes: ``console.login`` (username), ``console.login_refused
 device, outcome, username), ``user.added`` / ``user.password_set`` / ``user.disabled``
 / ``user.enabled`` (username, role, by), ``alert.held`` / ``alert.hold_released``
 (alert_id, device, case_ref, username), ``results.exported`` (first, last, format,
-rows, username). Other rooms append their own through
-``HubAudit.record``. Notes typed by operators stay in the database, not here.
+rows, username). The service: ``service.started`` / ``service.stopped``,
+``retention.purged`` (counts). The hub commands, through
+``agent/cli/hub_commands/hub_audit_args.py``: ``control.*_signed``, ``watchlist.built``,
+``hotlist.built``, ``alert.adjudicated``, ``retention.purged``, ``device.approved``,
+``device.withdrawn``, ``evidence.requested``, ``evidence.exported``. Other rooms append
+their own through ``HubAudit.record``. Notes typed by operators stay in the database, not here.
 """
 
 from __future__ import annotations

@@ -83,8 +83,9 @@ def _broker_settings(cfg: HubConfig) -> MqttSettings:
 class MqttIntake:
     """The alert and report receiver on one broker connection, with the retention purge."""
 
-    def __init__(self, cfg: HubConfig, store: AlertStore) -> None:
+    def __init__(self, cfg: HubConfig, store: AlertStore, audit: HubAudit) -> None:
         b = cfg.broker
+        self.audit = audit
         hub_key = load_private_key(b.alert_key, X25519PrivateKey)  # type: ignore[type-abstract]
         self.link = MqttLink(_broker_settings(cfg))
         self.store = store
@@ -121,8 +122,21 @@ class MqttIntake:
     def _purge_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.store.purge(self.retention_s, by_ref=self._by)  # clips go with alerts
-                self.media.purge(self.retention_s)
+                record = self.store.purge(self.retention_s, by_ref=self._by)  # clips too
+                segments, staged = self.media.purge(self.retention_s)
+                # A run that removed nothing is in purge_log only: the audit trail records
+                # what was deleted, not every idle check.
+                if record.alerts or segments or staged:
+                    self.audit.record(
+                        "retention.purged",
+                        purge_id=record.purge_id,
+                        alerts=record.alerts,
+                        held=record.held,
+                        segments=segments,
+                        staged_transfers=staged,
+                        older_than_s=self.retention_s,
+                        by=self._by,
+                    )
             except LfrError as exc:
                 log.error("retention purge failed: %s", exc)
             self._stop.wait(self.purge_every_s)
@@ -155,7 +169,7 @@ class HubService:
         started: list[BackgroundTask] = []
         try:
             if cfg.broker.enabled:
-                self.tasks.insert(0, MqttIntake(cfg, store))
+                self.tasks.insert(0, MqttIntake(cfg, store, audit))
             for task in self.tasks:
                 task.start()
                 started.append(task)
