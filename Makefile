@@ -66,8 +66,17 @@ $(LAZYFS_BIN):
 PYTEST = rc=0; LFR_TEST_MODELS_DIR=$(abspath $(MODELS_DIR)) $(BIN)/python -m pytest -q $(1) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make $@: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-test: setup ## the full test suite (slow, system and fault tests included)
-	$(call PYTEST)
+# The endurance tests (marked: a real deployment of minutes, mostly waiting on the clock)
+# run in a second pytest beside the rest, so they cost wall-clock time once; their output
+# follows the main run's, and either failing fails the target.
+test: setup ## the full test suite (slow, system, fault and endurance tests included)
+	@mkdir -p var; \
+	( $(call PYTEST,-m endurance --basetemp=$(abspath var/pytest-endurance)) ) \
+	  > var/test-endurance.log 2>&1 & endurance=$$!; \
+	( $(call PYTEST,-m "not endurance") ); rc=$$?; \
+	wait $$endurance; erc=$$?; \
+	echo "--- endurance tests (run beside the others; exit $$erc):"; cat var/test-endurance.log; \
+	[ $$rc -eq 0 ] && [ $$erc -eq 0 ]
 
 test-fast: venv ## unit tests only
 	$(call PYTEST,-m "not slow and not system and not fault")

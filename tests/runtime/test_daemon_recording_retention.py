@@ -28,7 +28,7 @@ from agent.trust.sealed_media import open_manifest, open_media
 from hil.rig import wall_clock_shim
 from hil.virtual_site import SUPERVISOR, VirtualSite
 
-pytestmark = [pytest.mark.system, pytest.mark.slow]
+pytestmark = [pytest.mark.system, pytest.mark.slow, pytest.mark.endurance]
 
 DEPLOYMENT_S = float(os.environ.get("LFR_RECORDING_DEPLOYMENT_S", "600"))
 SEGMENT_S = 60.0 if DEPLOYMENT_S >= 300 else 10.0
