@@ -98,7 +98,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     revoked = store.revocations().revoked_key_ids
     for c in store.operators():
         state = "REVOKED" if c.key_id in revoked else "valid"
-        print(f"{c.subject:20} {c.role:10} until {_date(c.not_after)}  {state}  {c.key_id[:16]}")
+        key = store.operator_key_state(c.subject)
+        hint = "  (run 'lfr-hub keys seal-operator')" if key == "in clear" else ""
+        print(
+            f"{c.subject:20} {c.role:10} until {_date(c.not_after)}  {state}  {c.key_id[:16]}"
+            f"  key {key}{hint}"
+        )
     return 0
 
 

@@ -257,6 +257,12 @@ class HubKeyStore:
             raise HubKeyStoreError(f"operator {name!r}: key does not match its certificate")
         return key, cert
 
+    def operator_key_state(self, name: str) -> str:
+        """'sealed', 'in clear' (a key from an older hub: seal it) or 'missing'."""
+        if self._operator_key_path(name).exists():
+            return "sealed"
+        return "in clear" if self._legacy_operator_key_path(name).exists() else "missing"
+
     def change_operator_passphrase(self, name: str, old: str, new: str) -> None:
         """Re-seal the operator's key under ``new``; ``old`` must open it."""
         key, cert = self.operator(name, old)

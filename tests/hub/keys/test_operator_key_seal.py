@@ -124,6 +124,10 @@ def test_a_plaintext_key_is_refused_until_seal_operator_seals_it(
     store: HubKeyStore, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     raw = _make_legacy(store, "alice")
+    assert hub_main(["operator", "list", "--hub-dir", str(store.dir)]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].endswith("key in clear  (run 'lfr-hub keys seal-operator')")
+    assert listing[1].endswith("key sealed")
     with pytest.raises(HubKeyStoreError) as err:
         store.operator("alice", PASSPHRASE)
     assert str(err.value) == (
@@ -134,6 +138,7 @@ def test_a_plaintext_key_is_refused_until_seal_operator_seals_it(
     argv = ["keys", "seal-operator", "alice", "--hub-dir", str(store.dir)]
     assert hub_main([*argv, "--passphrase-file", str(secret)]) == 0
     assert "sealed; plaintext file removed" in capsys.readouterr().out
+    assert store.operator_key_state("alice") == "sealed"
     assert not (store.dir / "operators" / "alice-key.pem").exists()
     assert _raw(store, "alice", "the sealing passphrase") == raw
     assert hub_main([*argv, "--passphrase-file", str(secret)]) == 2
