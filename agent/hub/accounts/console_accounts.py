@@ -17,6 +17,7 @@ after login.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -119,6 +120,13 @@ def _open_totp(username: str, password: str, stored: str) -> str | None:
         return unseal(stored, password, _totp_associated(username)).decode("ascii")
     except (SealError, UnicodeDecodeError):
         return None
+
+
+@functools.cache
+def _dummy_sealed_totp() -> str:
+    """A sealed secret of nobody, opened (and failing) for an unknown user so that case
+    takes as long as a known one."""
+    return _seal_totp("", "not a password of anyone", pyotp.random_base32())
 
 
 def _token_hash(token: str) -> str:
@@ -234,12 +242,15 @@ class ConsoleAccounts:
             ).first()
         if row is None:
             _password_ok(_DUMMY_HASH, password)
+            _open_totp(username, password, _dummy_sealed_totp())
             return LoginResult(None, "unknown user")
         password_hash, stored, last_step, disabled, locked_until, role = row
         password_ok = _password_ok(str(password_hash), password)
-        # The secret is opened only with a password that verified: a wrong one costs an
-        # attacker the hash check alone, and the sealed secret is never tried against it.
-        secret = _open_totp(username, password, str(stored)) if password_ok else None
+        # The key derivation runs whatever the password, so the reply's timing does not
+        # tell a guesser that the password was right and only the code wrong; its result
+        # is used only once the password hash verified.
+        opened = _open_totp(username, password, str(stored))
+        secret = opened if password_ok else None
         step = _totp_step(secret, code, now) if secret is not None else None
         if disabled:
             return LoginResult(None, "account disabled")
