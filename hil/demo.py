@@ -34,12 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from agent.cli.hub_commands.passphrase_args import PASSPHRASE_ENV
 from agent.hub.store.alert_store import AlertStore
 from agent.hub.store.plate_alert_store import PlateAlertStore
 from agent.hub.store.report_store import DeploymentReportStore
 from hil.rig.unit_environment import unit_environment
 
 REPO = Path(__file__).resolve().parents[1]
+DEMO_PASSPHRASE = "demo supervisor passphrase"
 SHARED_DATA = Path(os.environ.get("LFR_SHARED_DATA", REPO.parent / "shared" / "data"))
 DEVICE = "lfr-demo-01"
 DEPLOYMENT = "demo-001"
@@ -252,6 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    # The demo operator's key is sealed under this; the commands read it from the
+    # environment (a real operator types it at the prompt instead).
+    os.environ.setdefault(PASSPHRASE_ENV, DEMO_PASSPHRASE)
     if not (SHARED_DATA / "faces").is_dir():
         raise SystemExit(f"demo: test photos not found at {SHARED_DATA} (set LFR_SHARED_DATA)")
 

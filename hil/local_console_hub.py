@@ -103,7 +103,7 @@ signing_key = "{audit_key}"
         accounts = ConsoleAccounts(db)
         for name, role in USERS.items():
             accounts.add_user(name, role, PASSWORD)
-            secrets[name] = accounts.totp_secret(name)
+            secrets[name] = accounts.totp_secret(name, PASSWORD)
     finally:
         db.close()
     return HubSetup(

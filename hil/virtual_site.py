@@ -32,6 +32,8 @@ from agent.trust.key_files import load_public_key
 from hil.local_broker import MosquittoBroker
 
 SUPERVISOR = "supervisor-1"
+# The rig's operator key is sealed under this (a real hub's operator types theirs).
+SUPERVISOR_PASSPHRASE = "virtual site supervisor passphrase"
 
 
 @dataclass
@@ -68,7 +70,9 @@ class VirtualSite:
         try:
             self.hub = HubKeyStore.open(self.hub_dir)
         except HubKeyStoreError:
-            self.hub = HubKeyStore.init(self.hub_dir, SUPERVISOR, "supervisor")
+            self.hub = HubKeyStore.init(
+                self.hub_dir, SUPERVISOR, "supervisor", passphrase=SUPERVISOR_PASSPHRASE
+            )
         # The device side: its keys are born here and only public halves leave it.
         self.hub.export_device_trust(self.keys_dir)
         if (self.keys_dir / "device-ed25519-key.pem").exists():
@@ -185,7 +189,7 @@ status_interval_s = 2.0
         return MqttLink(self.broker.client_settings(hub_identity(name)))
 
     def issuer(self) -> ActivationIssuer:
-        return ActivationIssuer(self.hub, SUPERVISOR)
+        return ActivationIssuer(self.hub, SUPERVISOR, SUPERVISOR_PASSPHRASE)
 
     def device_exchange_key(self) -> X25519PublicKey:
         return load_public_key(self.keys_dir / "device-x25519-pub.pem", X25519PublicKey)  # type: ignore[type-abstract]

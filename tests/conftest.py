@@ -18,7 +18,12 @@ SHARED_DATA = Path(os.environ.get("LFR_SHARED_DATA", REPO_ROOT.parent / "shared"
 
 # Fixture ``mqtt_broker``: a real mosquitto with the shipped config (tests/support/);
 # ``postgres_cluster``, ``postgres_url`` and ``hub_db_url`` (SQLite and PostgreSQL).
-pytest_plugins = ("support.mosquitto_broker", "support.postgres")
+pytest_plugins = ("support.mosquitto_broker", "support.postgres", "support.operator_passphrase")
+
+# Operator keys and TOTP secrets are sealed at a low key-derivation cost here (1 MiB, one
+# pass) so the suite stays fast; the cost is stored in each seal, and what is tested is
+# the same code a hub runs at 64 MiB. Subprocesses inherit it.
+os.environ.setdefault("LFR_TEST_KDF_COST", "1024:1")
 
 
 @pytest.fixture(scope="session")

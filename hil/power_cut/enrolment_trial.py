@@ -24,7 +24,7 @@ from agent.trust.device_keys import load_device_keys, load_device_signing_public
 from agent.trust.key_files import KeyFileError
 from agent.trust.signed_document import loads_untrusted, parse_envelope
 from hil.power_cut.power_cut_site import PowerCutSite
-from hil.virtual_site import SUPERVISOR
+from hil.virtual_site import SUPERVISOR, SUPERVISOR_PASSPHRASE
 
 _ROOT_RE = re.compile(r"^\s*hub root\s+([0-9a-f ]{16,})$", re.IGNORECASE | re.MULTILINE)
 
@@ -40,6 +40,15 @@ class EnrolmentTrial:
         self.bundle = site.work / "enrol-bundles" / f"{self.device_id}.bundle"
         self._guard = guard
         self.approved = False
+
+    def _passphrase_file(self) -> Path:
+        """The supervisor's passphrase for ``device approve`` (a 0600 file on the hub)."""
+        path = self.site.work / "supervisor-passphrase"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(SUPERVISOR_PASSPHRASE + "\n")
+        return path
 
     def _write_config(self) -> None:
         """The technician's config file, written with fsync (an editor saves it so)."""
@@ -91,6 +100,8 @@ class EnrolmentTrial:
             f"mqtts://{broker.host}:{broker.port}",
             "--operator",
             SUPERVISOR,
+            "--passphrase-file",
+            str(self._passphrase_file()),
         ]
         if self.approved:
             args.append("--replace")

@@ -47,7 +47,7 @@ from hil.power_cut.site_processes import (
     ack_observer_settings,
     kill_process,
 )
-from hil.virtual_site import VirtualSite
+from hil.virtual_site import SUPERVISOR_PASSPHRASE, VirtualSite
 
 DEVICE_ID = "lfr-pc-01"
 THRESHOLD = 0.5
@@ -333,7 +333,7 @@ class PowerCutSite:
         self._dummy_operators += 1
         name = f"spare-{self._dummy_operators}"
         root = self.site.hub.load_root_key()
-        self.site.hub.add_operator(name, "operator", 30, root)
+        self.site.hub.add_operator(name, "operator", 30, root, SUPERVISOR_PASSPHRASE)
         return self.site.hub.revoke_operator(name, root).version
 
     # ---- the hub's own tools -------------------------------------------------------

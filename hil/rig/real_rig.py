@@ -42,6 +42,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
+from agent.cli.hub_commands.passphrase_args import read_passphrase
 from agent.errors import UsageError
 from agent.hub.intake.alert_receiver import AlertReceiver, HubAlertWorker, Receipt
 from agent.hub.intake.report_receiver import ReportReceiver
@@ -218,6 +219,10 @@ class RealRig:
             self.desc, self.work_dir / "scene", self.shared_data, self.models_dir
         )
         self.hub = HubKeyStore.open(Path(self.desc.hub_dir))
+        # Asked once (prompt, or $LFR_OPERATOR_PASSPHRASE on an unattended rig) and
+        # checked now, not at the first deployment half-way through the run.
+        self._hub_passphrase = read_passphrase(None, self.desc.hub_operator)
+        self.hub.operator(self.desc.hub_operator, self._hub_passphrase)
         self._enrol()
         self.store = AlertStore(self.work_dir / "hub-alerts.db")
         self.store.register_device_key(self.device_id, self._device_signing_public())
@@ -315,7 +320,7 @@ class RealRig:
 
     # -- deployments (as the hub) -------------------------------------------------------------
     def _issuer(self) -> ActivationIssuer:
-        return ActivationIssuer(self.hub, self.desc.hub_operator)
+        return ActivationIssuer(self.hub, self.desc.hub_operator, self._hub_passphrase)
 
     def new_deployment(self, label: str) -> str:
         self._deployments += 1

@@ -27,7 +27,7 @@ DEVICE = "lfr-cli-01"
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> dict[str, Path]:
+def setup(tmp_path: Path, operator_passphrase: str) -> dict[str, Path]:
     hub, keys, state = tmp_path / "hub", tmp_path / "keys", tmp_path / "state"
     assert hub_main(["keys", "init", "--dir", str(hub), "--operator", "sup1"]) == 0
     assert hub_main(["keys", "export", "--hub-dir", str(hub), "--out", str(keys)]) == 0

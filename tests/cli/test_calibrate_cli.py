@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hub.calibration.calibration_world import DEVICE, MODEL_ID, cohort, seal
+from support.operator_passphrase import PASSPHRASE
 
 from agent.cli.agent_main import main as agent_main
 from agent.cli.hub_main import main as hub_main
@@ -18,7 +19,7 @@ from agent.trust.device_keys import generate_device_keys
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> dict[str, Path]:
+def world(tmp_path: Path, operator_passphrase: str) -> dict[str, Path]:
     hub_dir, keys, state = tmp_path / "hub", tmp_path / "keys", tmp_path / "state"
     assert hub_main(["keys", "init", "--dir", str(hub_dir), "--operator", "sup1"]) == 0
     assert hub_main(["keys", "export", "--hub-dir", str(hub_dir), "--out", str(keys)]) == 0
@@ -93,7 +94,7 @@ def test_a_cohort_made_with_another_model_or_a_foreign_watchlist_is_refused(
     np.savez(world["tmp"] / "other.npz", embeddings=cohort(1200), model_id="other@1234")
     assert _calibrate(world, "--cohort", str(world["tmp"] / "other.npz")) == 2
     assert "made with model other@1234" in capsys.readouterr().err
-    stranger = HubKeyStore.init(world["tmp"] / "stranger", "eve")
+    stranger = HubKeyStore.init(world["tmp"] / "stranger", "eve", passphrase=PASSPHRASE)
     seal(stranger, world["watchlist"])
     assert _calibrate(world) == 2
     assert "another X25519 key" in capsys.readouterr().err

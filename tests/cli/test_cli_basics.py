@@ -169,7 +169,7 @@ def test_log_level_follows_the_config_unless_given(
     assert res.stdout.strip().splitlines()[-1] == f"0 {expected}"
 
 
-def test_os_error_is_one_line_exit_3(tmp_path: Path) -> None:
+def test_os_error_is_one_line_exit_3(tmp_path: Path, operator_passphrase: str) -> None:
     # Making a folder under a regular file fails with ENOTDIR even for root.
     plain = tmp_path / "plain"
     plain.write_text("")

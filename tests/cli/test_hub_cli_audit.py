@@ -20,7 +20,7 @@ WL = "ab" * 32
 
 
 @pytest.fixture
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubSetup:
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, operator_passphrase: str) -> HubSetup:
     monkeypatch.delenv("LFR_HUB_CONFIG", raising=False)
     site = make_hub(tmp_path / "site")
     assert hub_main(["keys", "init", "--dir", str(tmp_path / "keys"), "--operator", "sup1"]) == 0

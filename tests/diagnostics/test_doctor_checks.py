@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from support.mosquitto_broker import MosquittoBroker, free_port
+from support.operator_passphrase import PASSPHRASE, passphrase_file
 
 from agent.cli.agent_main import main as agent_main
 from agent.cli.hub_main import main as hub_main
@@ -61,7 +62,7 @@ def _enrolled_device(
 ) -> Path:
     """Enrol a device against the broker's CA with the two programs; returns its config."""
     hub_dir, device = root / "hub", root / "device"
-    HubKeyStore.init(hub_dir, "supervisor")
+    HubKeyStore.init(hub_dir, "supervisor", passphrase=PASSPHRASE)
     device.mkdir()
     config = device / "agent.toml"
     config.write_text(
@@ -76,7 +77,8 @@ def _enrolled_device(
     rc = hub_main(
         ["device", "approve", str(req), "--out", str(bundle), "--hub-dir", str(hub_dir),
          "--pki-dir", str(broker.pki_dir), "--broker-url",
-         f"mqtts://{broker.host}:{broker.port}", "--db", str(root / "alerts.db")]
+         f"mqtts://{broker.host}:{broker.port}", "--db", str(root / "alerts.db"),
+         "--passphrase-file", str(passphrase_file(root))]
     )  # fmt: skip
     assert rc == 0
     fp = key_id(HubKeyStore.open(hub_dir).root_public())

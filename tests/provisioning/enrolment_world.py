@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from support.operator_passphrase import PASSPHRASE, passphrase_file
+
 from agent.cli.agent_main import main as agent_main
 from agent.cli.hub_main import main as hub_main
 from agent.hub.keys.operator_keys import HubKeyStore
@@ -59,6 +61,8 @@ class Site:
                 self.broker_url,
                 "--db",
                 str(self.db),
+                "--passphrase-file",
+                str(passphrase_file(self.root)),
                 *extra,
             ]
         )
@@ -82,7 +86,7 @@ def make_site(
     extra_config: str = "",
 ) -> Site:
     hub_dir = root / "hub"
-    HubKeyStore.init(hub_dir, "supervisor")  # role supervisor: may approve
+    HubKeyStore.init(hub_dir, "supervisor", passphrase=PASSPHRASE)  # role supervisor: may approve
     if pki_dir is None:
         pki_dir = root / "pki"
         init_ca(pki_dir, name="enrolment test CA")

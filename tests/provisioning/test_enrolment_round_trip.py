@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.x509.oid import NameOID
 from enrolment_world import Site, make_site
+from support.operator_passphrase import passphrase_file
 
 from agent.cli.agent_main import main as agent_main
 from agent.cli.hub_main import main as hub_main
@@ -223,6 +224,8 @@ def test_reenrolment_keeps_the_pinned_root_and_needs_replace_for_new_keys(
             site.broker_url,
             "--db",
             str(site.db),
+            "--passphrase-file",
+            str(passphrase_file(site.root)),
         ]
     )
     assert rc == 2

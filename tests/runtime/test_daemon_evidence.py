@@ -31,7 +31,7 @@ from agent.protocol.topics import ALL_EVENTS, evidence_request_topic
 from agent.transport.mqtt_link import MqttLink
 from agent.trust.evidence_request import sign_evidence_request
 from agent.trust.sealed_media import open_manifest, open_media
-from hil.virtual_site import SUPERVISOR, VirtualSite
+from hil.virtual_site import SUPERVISOR, SUPERVISOR_PASSPHRASE, VirtualSite
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
@@ -199,7 +199,7 @@ def test_recording_on_request_decrypts_only_at_the_hub_and_plays(
         # Nothing is sent until the hub asks.
         time.sleep(2)
         assert not media.outcomes("segment")
-        key, cert = site.hub.operator(SUPERVISOR)
+        key, cert = site.hub.operator(SUPERVISOR, SUPERVISOR_PASSPHRASE)
         request = sign_evidence_request(
             device_id=site.device_id,
             start=t0 - 10,

@@ -26,7 +26,7 @@ from agent.protocol.topics import evidence_request_topic
 from agent.trust.evidence_request import sign_evidence_request
 from agent.trust.sealed_media import open_manifest, open_media
 from hil.rig import wall_clock_shim
-from hil.virtual_site import SUPERVISOR, VirtualSite
+from hil.virtual_site import SUPERVISOR, SUPERVISOR_PASSPHRASE, VirtualSite
 
 pytestmark = [pytest.mark.system, pytest.mark.slow, pytest.mark.endurance]
 
@@ -91,7 +91,7 @@ def test_a_recorded_deployment_arrives_on_request_plays_and_is_gone_after_retent
         expected = int(DEPLOYMENT_S // SEGMENT_S)
         assert expected <= len(on_device) <= expected + 2
 
-        key, cert = site.hub.operator(SUPERVISOR)
+        key, cert = site.hub.operator(SUPERVISOR, SUPERVISOR_PASSPHRASE)
         request = sign_evidence_request(
             device_id=site.device_id,
             start=t_start - 5,

@@ -418,7 +418,7 @@ def _with_extra_signature_key(envelope: bytes) -> bytes:
 
 
 def test_a_signed_token_with_an_extra_signature_key_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], operator_passphrase: str
 ) -> None:
     """``"z":"x"`` added to ``signatures[0]`` left the signature valid and the token was
     still VALID for ``lfr-agent activation verify``: an envelope object now holds exactly
@@ -753,7 +753,10 @@ def test_a_stop_shows_as_delivered_only_when_the_camera_confirms_it(
 
 @pytest.mark.slow
 def test_a_withdrawn_camera_is_shut_out_of_the_broker_and_the_hub(
-    mqtt_broker: MosquittoBroker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    mqtt_broker: MosquittoBroker,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    operator_passphrase: str,
 ) -> None:
     """``lfr-hub device withdraw``: the camera is disconnected at once, its certificate is
     refused at the handshake once the broker re-read the revocation list, its signing key

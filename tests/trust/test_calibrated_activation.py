@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
+from support.operator_passphrase import PASSPHRASE
 from trust.trust_world import FLOOR, WATCHLIST, TrustWorld, make_world
 
 from agent.trust import activation_verifier as av
@@ -41,7 +42,7 @@ def _calibrated(world: TrustWorld, **kw: object) -> bytes:
 
 
 def _resign(world: TrustWorld, token: bytes, **changes: object) -> bytes:
-    key, _ = world.hub.operator("alice")
+    key, _ = world.hub.operator("alice", PASSPHRASE)
     env = json.loads(token)
     body = json.loads(base64.b64decode(env["payload"]))
     for name, value in changes.items():

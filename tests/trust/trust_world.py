@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from support.operator_passphrase import PASSPHRASE
+
 from agent.hub.keys.activation_issuer import ActivationIssuer
 from agent.hub.keys.operator_keys import HubKeyStore
 from agent.trust.activation_verifier import ActivationVerifier
@@ -33,7 +35,7 @@ class TrustWorld:
     clock: ManualClock
 
     def issuer(self, operator: str = "alice") -> ActivationIssuer:
-        return ActivationIssuer(self.hub, operator, wall=self.clock.wall)
+        return ActivationIssuer(self.hub, operator, PASSPHRASE, wall=self.clock.wall)
 
     def verifier(
         self,
@@ -69,8 +71,8 @@ class TrustWorld:
 
 
 def make_world(tmp: Path) -> TrustWorld:
-    hub = HubKeyStore.init(tmp / "hub", "alice", "supervisor", now=NOW)
-    hub.add_operator("bob", "operator", 365, hub.load_root_key(), now=NOW)
+    hub = HubKeyStore.init(tmp / "hub", "alice", "supervisor", now=NOW, passphrase=PASSPHRASE)
+    hub.add_operator("bob", "operator", 365, hub.load_root_key(), PASSPHRASE, now=NOW)
     keys_dir = tmp / "device-keys"
     hub.export_device_trust(keys_dir)
     device_keys = generate_device_keys(keys_dir)

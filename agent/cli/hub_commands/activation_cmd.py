@@ -25,6 +25,7 @@ from agent.cli.hub_commands.hub_audit_args import (
     record_hub_event,
 )
 from agent.cli.hub_commands.keys_cmd import add_hub_dir_arg
+from agent.cli.hub_commands.passphrase_args import add_passphrase_arg, read_passphrase
 from agent.errors import UsageError
 from agent.hub.calibration.threshold_calibration import calibrate, parse_fpir
 from agent.hub.devices.device_withdrawal import require_not_withdrawn
@@ -38,6 +39,7 @@ from agent.trust.key_files import write_atomic
 def _common(p: argparse.ArgumentParser) -> None:
     add_hub_dir_arg(p)
     p.add_argument("--operator", required=True, help="operator whose key signs the document")
+    add_passphrase_arg(p)
     p.add_argument("--device", required=True, help="device id")
     p.add_argument("--deployment", required=True, help="deployment id")
     p.add_argument("--out", type=Path, required=True, help="file to write the signed document to")
@@ -95,7 +97,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _issuer(args: argparse.Namespace) -> ActivationIssuer:
-    return ActivationIssuer(HubKeyStore.open(args.hub_dir), args.operator)
+    store = HubKeyStore.open(args.hub_dir)
+    store.operator_certificate(args.operator)  # a typo is reported before the prompt
+    passphrase = read_passphrase(args.passphrase_file, args.operator)
+    return ActivationIssuer(store, args.operator, passphrase)
 
 
 def _write(args: argparse.Namespace, data: bytes, what: str) -> int:

@@ -20,6 +20,7 @@ from agent.cli.hub_commands.broker_args import (
     settings_from_args,
 )
 from agent.cli.hub_commands.hub_audit_args import add_hub_audit_arg, record_hub_event
+from agent.cli.hub_commands.passphrase_args import add_passphrase_arg, read_passphrase
 from agent.cli.hub_commands.store_args import add_db_arg, db_target
 from agent.errors import UsageError
 from agent.hub.devices.device_enrolment import approve, list_devices, open_request
@@ -61,6 +62,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument(
         "--operator", default="supervisor", help="supervisor who signs the approval (%(default)s)"
     )
+    add_passphrase_arg(a)
     add_db_arg(a, "hub database where the device's signing key is registered")
     a.add_argument("--cert-days", type=int, default=825, help="certificate validity (%(default)s)")
     a.add_argument(
@@ -129,6 +131,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
         hub_dir=args.hub_dir,
         pki_dir=args.pki_dir,
         operator=args.operator,
+        passphrase=read_passphrase(args.passphrase_file, args.operator),
         broker_url=args.broker_url,
         alert_db=db,
         cert_days=args.cert_days,

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from agent.cli.hub_commands.broker_args import add_broker_args, settings_from_args
 from agent.cli.hub_commands.hub_audit_args import add_hub_audit_arg, record_hub_event
 from agent.cli.hub_commands.keys_cmd import add_hub_dir_arg
+from agent.cli.hub_commands.passphrase_args import add_passphrase_arg, read_passphrase
 from agent.cli.hub_commands.store_args import add_db_arg, db_target
 from agent.errors import CheckFailed, LfrError, UsageError
 from agent.hub.keys.operator_keys import HubKeyStore
@@ -86,6 +87,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rq.add_argument("--to", dest="end", type=parse_time, required=True, help="range end")
     add_hub_dir_arg(rq)
     rq.add_argument("--operator", required=True, help="operator whose key signs the request")
+    add_passphrase_arg(rq)
     _db_arg(rq)
     rq.add_argument(
         "--wait",
@@ -126,7 +128,8 @@ def cmd_request(args: argparse.Namespace) -> int:
     if args.end <= args.start:
         raise UsageError("--to: must be later than --from")
     hub = HubKeyStore.open(args.hub_dir)
-    key, cert = hub.operator(args.operator)
+    hub.operator_certificate(args.operator)  # a typo is reported before the prompt
+    key, cert = hub.operator(args.operator, read_passphrase(args.passphrase_file, args.operator))
     request_id = new_request_id()
     data = sign_evidence_request(
         device_id=device,

@@ -1,5 +1,5 @@
-"""lfr-hub keys init|export|add-evidence-key: the hub key hierarchy and what devices are
-provisioned with."""
+"""lfr-hub keys init|export|add-evidence-key|seal-operator: the hub key hierarchy and what
+devices are provisioned with."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.cli.hub_commands.passphrase_args import add_passphrase_arg, read_passphrase
 from agent.hub.keys.operator_keys import ROOT_KEY_FILE, HubKeyStore
 from agent.trust.key_certificates import OPERATOR_ROLES
 from agent.trust.key_files import load_private_key
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="role of the first operator (default supervisor: may activate)",
     )
     init.add_argument("--valid-days", type=int, default=365, help="operator certificate validity")
+    add_passphrase_arg(init, "the first operator's new")
     init.set_defaults(handler=cmd_init)
     exp = ksub.add_parser(
         "export", help="copy the public files a device needs into OUT (its paths.keys_dir)"
@@ -51,14 +53,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--root-key", type=Path, required=True, help="the root private key (from offline media)"
     )
     ev.set_defaults(handler=cmd_add_evidence_key)
+    seal = ksub.add_parser(
+        "seal-operator",
+        help="seal an operator's plaintext key (NAME-key.pem, from an older hub) under a "
+        "passphrase and remove the plaintext file",
+    )
+    seal.add_argument("name", metavar="NAME", help="the operator")
+    add_hub_dir_arg(seal)
+    add_passphrase_arg(seal, "the operator's new")
+    seal.set_defaults(handler=cmd_seal_operator)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    store = HubKeyStore.init(args.dir, args.operator, args.role, args.valid_days)
-    _, cert = store.operator(args.operator)
+    passphrase = read_passphrase(args.passphrase_file, args.operator, new=True)
+    store = HubKeyStore.init(
+        args.dir, args.operator, args.role, args.valid_days, passphrase=passphrase
+    )
+    cert = store.operator_certificate(args.operator)
     print(f"hub key store   {store.dir}")
     print(f"root key        {store.dir / ROOT_KEY_FILE}  (move to offline media)")
-    print(f"operator        {cert.subject} ({cert.role}) key {cert.key_id[:16]}")
+    print(
+        f"operator        {cert.subject} ({cert.role}) key {cert.key_id[:16]}"
+        "  (sealed under its passphrase)"
+    )
     for subject in ("hub-alert", "hub-evidence", "hub-watchlist"):
         c = store.hub_certificate(subject)
         print(f"{subject:15} {c.role} key {c.key_id[:16]}")
@@ -78,4 +95,14 @@ def cmd_add_evidence_key(args: argparse.Namespace) -> int:
     cert = store.add_evidence_key(root)
     print(f"hub-evidence    {cert.role} key {cert.key_id[:16]}")
     print("next: 'lfr-hub keys export' again and install the new certificate on each device")
+    return 0
+
+
+def cmd_seal_operator(args: argparse.Namespace) -> int:
+    store = HubKeyStore.open(args.hub_dir)
+    store.operator_certificate(args.name)  # a typo is reported before the prompt
+    cert = store.seal_legacy_operator(
+        args.name, read_passphrase(args.passphrase_file, args.name, new=True)
+    )
+    print(f"operator {cert.subject}: key {cert.key_id[:16]} sealed; plaintext file removed")
     return 0

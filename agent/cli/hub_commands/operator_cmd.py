@@ -1,4 +1,5 @@
-"""lfr-hub operator add|revoke|list: operator keys certified (or revoked) by the root."""
+"""lfr-hub operator add|revoke|list|passwd: operator keys certified (or revoked) by the root,
+and the passphrases they are sealed under."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.cli.hub_commands.keys_cmd import add_hub_dir_arg
+from agent.cli.hub_commands.passphrase_args import (
+    NEW_PASSPHRASE_ENV,
+    add_passphrase_arg,
+    read_passphrase,
+)
 from agent.hub.keys.operator_keys import HubKeyStore
 from agent.trust.key_certificates import OPERATOR_ROLES
 
@@ -34,6 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add.add_argument("--valid-days", type=int, default=365, help="certificate validity in days")
     _root_key_arg(add)
+    add_passphrase_arg(add, "the new operator's")
     add.set_defaults(handler=cmd_add)
     rev = osub.add_parser(
         "revoke", help="revoke an operator key (new root-signed revocation list, version + 1)"
@@ -45,6 +52,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ls = osub.add_parser("list", help="list operators, roles, expiry and revocation")
     add_hub_dir_arg(ls)
     ls.set_defaults(handler=cmd_list)
+    pw = osub.add_parser("passwd", help="change the passphrase an operator's key is sealed under")
+    add_hub_dir_arg(pw)
+    pw.add_argument("--name", required=True, help="the operator")
+    add_passphrase_arg(pw, "the current")
+    pw.add_argument(
+        "--new-passphrase-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"file holding the new passphrase (mode 0600); default: ${NEW_PASSPHRASE_ENV}, "
+        "else a prompt",
+    )
+    pw.set_defaults(handler=cmd_passwd)
 
 
 def _date(t: int) -> str:
@@ -53,9 +73,9 @@ def _date(t: int) -> str:
 
 def cmd_add(args: argparse.Namespace) -> int:
     store = HubKeyStore.open(args.hub_dir)
-    cert = store.add_operator(
-        args.name, args.role, args.valid_days, store.load_root_key(args.root_key)
-    )
+    root = store.load_root_key(args.root_key)
+    passphrase = read_passphrase(args.passphrase_file, args.name, new=True)
+    cert = store.add_operator(args.name, args.role, args.valid_days, root, passphrase)
     print(
         f"operator {cert.subject} ({cert.role}) key {cert.key_id[:16]} until {_date(cert.not_after)}"
     )
@@ -78,5 +98,26 @@ def cmd_list(args: argparse.Namespace) -> int:
     revoked = store.revocations().revoked_key_ids
     for c in store.operators():
         state = "REVOKED" if c.key_id in revoked else "valid"
-        print(f"{c.subject:20} {c.role:10} until {_date(c.not_after)}  {state}  {c.key_id[:16]}")
+        key = store.operator_key_state(c.subject)
+        hint = "  (run 'lfr-hub keys seal-operator')" if key == "in clear" else ""
+        print(
+            f"{c.subject:20} {c.role:10} until {_date(c.not_after)}  {state}  {c.key_id[:16]}"
+            f"  key {key}{hint}"
+        )
+    return 0
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    store = HubKeyStore.open(args.hub_dir)
+    store.operator_certificate(args.name)  # a typo is reported before the prompt
+    old = read_passphrase(args.passphrase_file, args.name)
+    new = read_passphrase(
+        args.new_passphrase_file,
+        args.name,
+        new=True,
+        flag="--new-passphrase-file",
+        env=NEW_PASSPHRASE_ENV,
+    )
+    store.change_operator_passphrase(args.name, old, new)
+    print(f"operator {args.name}: key sealed under the new passphrase")
     return 0

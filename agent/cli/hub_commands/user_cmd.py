@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add = usub.add_parser("add", help="add a user; prints the TOTP provisioning URI")
     add.add_argument("username")
     add.add_argument("--role", required=True, choices=ROLES)
-    pw = usub.add_parser("passwd", help="set a user's password (ends their sessions)")
+    pw = usub.add_parser(
+        "passwd", help="set a user's password and a new TOTP key (ends their sessions)"
+    )
     pw.add_argument("username")
     for name, helptext in (("disable", "refuse a user's logins"), ("enable", "allow them again")):
         d = usub.add_parser(name, help=helptext)
@@ -80,12 +82,17 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     password = _password(args)
     db, accounts, audit = _open(cfg)
     try:
-        accounts.set_password(args.username, password)
-        audit.record("user.password_set", username=args.username, by=args.by[:64])
+        uri = accounts.set_password(args.username, password)
+        audit.record(
+            "user.password_set", username=args.username, by=args.by[:64], totp_reenrolled=True
+        )
     finally:
         audit.close()
         db.close()
     print(f"user {args.username}: password set; their sessions ended")
+    # The TOTP secret is sealed under the password, so a new password means a new secret.
+    print("Their authenticator needs the new key (the old one no longer works); then discard it:")
+    print(uri)
     return 0
 
 

@@ -1,6 +1,12 @@
 """Users, logins and sessions of the web console, on the hub database.
 
 A login needs the password (argon2id) and a current TOTP code; a code is accepted once.
+The TOTP secret is stored sealed under a key derived from the user's password
+(``passphrase_seal``, the username as associated data), so a copy of the database holds
+neither the password nor the second factor: a login opens it only after the password
+hash verified. A secret stored in clear by an older hub is sealed at that user's next
+successful login. Setting a password enrols a new TOTP secret (the old one is sealed
+under the old password, which the hub does not have).
 ``max_failures`` failed logins in a row lock the account for ``lockout_s``, and a
 locked account refuses even correct credentials (the caller cannot tell the difference
 from the reply, only the audit log can). A session is a random token given to the
@@ -11,6 +17,7 @@ after login.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -26,6 +33,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from agent.errors import LfrError, UsageError
+from agent.hub.keys.passphrase_seal import SealError, is_sealed, seal, unseal
 from agent.hub.store.console_tables import ROLES, console_sessions, console_users
 from agent.hub.store.database import HubDatabase
 
@@ -95,6 +103,32 @@ def check_role(role: str) -> str:
     return role
 
 
+def _totp_associated(username: str) -> bytes:
+    return b"lfr console totp\0" + username.encode("utf-8")
+
+
+def _seal_totp(username: str, password: str, secret: str) -> str:
+    return seal(secret.encode("ascii"), password, _totp_associated(username)).decode("ascii")
+
+
+def _open_totp(username: str, password: str, stored: str) -> str | None:
+    """The TOTP secret (``stored`` sealed, or in clear from an older hub), or None if it
+    does not open with ``password``."""
+    if not is_sealed(stored):
+        return stored if re.fullmatch(r"[A-Z2-7]{16,128}=*", stored) else None
+    try:
+        return unseal(stored, password, _totp_associated(username)).decode("ascii")
+    except (SealError, UnicodeDecodeError):
+        return None
+
+
+@functools.cache
+def _dummy_sealed_totp() -> str:
+    """A sealed secret of nobody, opened (and failing) for an unknown user so that case
+    takes as long as a known one."""
+    return _seal_totp("", "not a password of anyone", pyotp.random_base32())
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -129,7 +163,7 @@ class ConsoleAccounts:
                         username=username,
                         role=role,
                         password_hash=_hasher.hash(password),
-                        totp_secret=secret,
+                        totp_secret=_seal_totp(username, password, secret),
                         created_at=self.clock(),
                     )
                 )
@@ -137,10 +171,20 @@ class ConsoleAccounts:
             raise AccountError(f"user {username!r}: already exists") from exc
         return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ISSUER)
 
-    def set_password(self, username: str, password: str) -> None:
+    def set_password(self, username: str, password: str) -> str:
+        """Set a new password and enrol a new TOTP secret sealed under it (the old one
+        opens only with the old password); returns the new provisioning URI."""
         check_password(password)
-        self._update(username, password_hash=_hasher.hash(password), failed_logins=0)
+        secret = pyotp.random_base32()
+        self._update(
+            username,
+            password_hash=_hasher.hash(password),
+            totp_secret=_seal_totp(username, password, secret),
+            totp_last_step=0,
+            failed_logins=0,
+        )
         self.end_sessions(username)
+        return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ISSUER)
 
     def set_disabled(self, username: str, disabled: bool) -> None:
         self._update(username, disabled=disabled)
@@ -169,15 +213,18 @@ class ConsoleAccounts:
             ).all()
         return [User(r[0], r[1], bool(r[2]), int(r[3]), float(r[4]), float(r[5])) for r in rows]
 
-    def totp_secret(self, username: str) -> str:
-        """The user's TOTP secret (for its provisioning URI and for tests)."""
+    def totp_secret(self, username: str, password: str) -> str:
+        """The user's TOTP secret, opened with their password (for test rigs)."""
         with self.database.read() as db:
-            secret = db.scalar(
+            stored = db.scalar(
                 select(console_users.c.totp_secret).where(console_users.c.username == username)
             )
-        if secret is None:
+        if stored is None:
             raise AccountError(f"user {username[:40]!r}: no such user")
-        return str(secret)
+        secret = _open_totp(username, password, str(stored))
+        if secret is None:
+            raise AccountError(f"user {username[:40]!r}: wrong password or damaged TOTP secret")
+        return secret
 
     # ---- login ---------------------------------------------------------------------
     def login(self, username: str, password: str, code: str) -> LoginResult:
@@ -195,10 +242,16 @@ class ConsoleAccounts:
             ).first()
         if row is None:
             _password_ok(_DUMMY_HASH, password)
+            _open_totp(username, password, _dummy_sealed_totp())
             return LoginResult(None, "unknown user")
-        password_hash, secret, last_step, disabled, locked_until, role = row
+        password_hash, stored, last_step, disabled, locked_until, role = row
         password_ok = _password_ok(str(password_hash), password)
-        step = _totp_step(str(secret), code, now) if password_ok else None
+        # The key derivation runs whatever the password, so the reply's timing does not
+        # tell a guesser that the password was right and only the code wrong; its result
+        # is used only once the password hash verified.
+        opened = _open_totp(username, password, str(stored))
+        secret = opened if password_ok else None
+        step = _totp_step(secret, code, now) if secret is not None else None
         if disabled:
             return LoginResult(None, "account disabled")
         if locked_until > now:
@@ -212,11 +265,16 @@ class ConsoleAccounts:
             self._failed(username, now)
             return LoginResult(None, reason)
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        resealed = (
+            {"totp_secret": _seal_totp(username, password, secret)}
+            if secret is not None and not is_sealed(str(stored))
+            else {}
+        )
         with self.database.write() as db:
             db.execute(
                 update(console_users)
                 .where(console_users.c.username == username)
-                .values(totp_last_step=step, failed_logins=0, locked_until=0)
+                .values(totp_last_step=step, failed_logins=0, locked_until=0, **resealed)
             )
             db.execute(
                 insert(console_sessions).values(

@@ -250,6 +250,7 @@ def approve(
     hub_dir: Path,
     pki_dir: Path,
     operator: str,
+    passphrase: str,
     broker_url: str,
     alert_db: str | Path,
     cert_days: int = 825,
@@ -261,7 +262,7 @@ def approve(
     if not 1 <= cert_days <= 3650:
         raise EnrolmentError(f"approve: --cert-days must be 1–3650, got {cert_days}")
     store = HubKeyStore.open(hub_dir)
-    signer_key, signer_cert = store.operator(operator)
+    signer_key, signer_cert = store.operator(operator, passphrase)
     if signer_cert.role != ROLE_SUPERVISOR:
         raise EnrolmentError(
             f"approve: operator {operator!r} is a {signer_cert.role}; "

@@ -13,12 +13,15 @@ Layout of the hub key folder (``lfr-hub keys init --dir DIR``)::
     hub-evidence-x25519-key.pem          evidence private key (decrypts CCTV recording
                                          segments; keep it with the evidence custodian)
     hub-watchlist-ed25519-key.pem        watchlist-signing private key
-    operators/NAME-key.pem               operator private keys
+    operators/NAME-key.sealed            operator private keys, each sealed under its
+                                         operator's passphrase (operator_key_seal)
     operators/NAME.cert.json             operator certificates (travel inside each token)
     sequences.json                       last sequence issued per device
 
-Private keys are 0600. Sequence numbers are allocated under an exclusive lock
-and written atomically before a token is returned, so they never repeat.
+Private keys are 0600. An operator key opens only with its operator's passphrase,
+which the hub never stores: a copy of this folder signs no activation, renewal or
+stop (as long as the root key is offline). Sequence numbers are allocated under an
+exclusive lock and written atomically before a token is returned, so they never repeat.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from agent.errors import LfrError, UsageError
+from agent.hub.keys.operator_key_seal import seal_operator_key, unseal_operator_key
+from agent.hub.keys.passphrase_seal import SealError, passphrase_problem
 from agent.trust.hub_trust_store import (
     CERTIFICATE_SUFFIX,
     CERTIFICATES_DIR,
@@ -74,6 +79,8 @@ EVIDENCE_KEY_FILE = "hub-evidence-x25519-key.pem"
 EVIDENCE_SUBJECT = "hub-evidence"
 WATCHLIST_SUBJECT = "hub-watchlist"
 OPERATORS_DIR = "operators"
+SEALED_KEY_SUFFIX = "-key.sealed"
+LEGACY_KEY_SUFFIX = "-key.pem"  # plaintext, from before operator keys were sealed
 SEQUENCES_FILE = "sequences.json"
 DAY = 86400
 
@@ -87,6 +94,22 @@ class HubKeyStoreError(LfrError):
 def _check_name(name: str, what: str) -> None:
     if not re.fullmatch(NAME_PATTERN, name):
         raise UsageError(f"{what} {name!r}: use lower-case letters, digits, '.', '_' or '-'")
+
+
+def _check_passphrase(name: str, passphrase: str) -> None:
+    if (problem := passphrase_problem(passphrase)) is not None:
+        raise UsageError(f"operator {name!r}: passphrase: {problem}")
+
+
+def _overwrite_and_unlink(path: Path) -> None:
+    """Remove a plaintext key file, overwriting its bytes first (best effort: a
+    journalling or copy-on-write filesystem may keep older copies)."""
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.write(b"\0" * size)
+        f.flush()
+        os.fsync(f.fileno())
+    path.unlink()
 
 
 class HubKeyStore:
@@ -103,9 +126,13 @@ class HubKeyStore:
         operator_valid_days: int = 365,
         hub_keys_valid_days: int = 730,
         now: int | None = None,
+        *,
+        passphrase: str,
     ) -> HubKeyStore:
-        """Create the root key, the first operator, the alert and watchlist keys, all certified."""
+        """Create the root key, the first operator (its key sealed under ``passphrase``),
+        the alert and watchlist keys, all certified."""
         _check_name(operator_name, "operator")
+        _check_passphrase(operator_name, passphrase)
         if (directory / ROOT_PUBLIC_FILE).exists():
             raise HubKeyStoreError(f"keys: {directory}: already holds a hub key store")
         now = int(time.time()) if now is None else now
@@ -128,7 +155,7 @@ class HubKeyStore:
             cert = issue_certificate(root, subject, role, pub, now, until, now)
             write_atomic(store._hub_cert_path(subject), cert, 0o644)
         write_atomic(directory / REVOCATIONS_FILE, issue_revocation_list(root, 1, [], now), 0o644)
-        store.add_operator(operator_name, operator_role, operator_valid_days, root, now)
+        store.add_operator(operator_name, operator_role, operator_valid_days, root, passphrase, now)
         return store
 
     @classmethod
@@ -153,7 +180,10 @@ class HubKeyStore:
 
     # -- operators ------------------------------------------------------------------
     def _operator_key_path(self, name: str) -> Path:
-        return self.dir / OPERATORS_DIR / f"{name}-key.pem"
+        return self.dir / OPERATORS_DIR / f"{name}{SEALED_KEY_SUFFIX}"
+
+    def _legacy_operator_key_path(self, name: str) -> Path:
+        return self.dir / OPERATORS_DIR / f"{name}{LEGACY_KEY_SUFFIX}"
 
     def _operator_cert_path(self, name: str) -> Path:
         return self.dir / OPERATORS_DIR / f"{name}{CERTIFICATE_SUFFIX}"
@@ -167,35 +197,102 @@ class HubKeyStore:
         role: str,
         valid_days: int,
         root_key: Ed25519PrivateKey,
+        passphrase: str,
         now: int | None = None,
     ) -> KeyCertificate:
+        """A new operator key, certified by the root and sealed under ``passphrase``."""
         _check_name(name, "operator")
         if role not in OPERATOR_ROLES:
             raise UsageError(f"operator role {role!r}: must be one of {', '.join(OPERATOR_ROLES)}")
         if not 1 <= valid_days <= 3660:
             raise UsageError(f"--valid-days: must be 1–3660, got {valid_days}")
-        if self._operator_key_path(name).exists():
+        _check_passphrase(name, passphrase)
+        if any(
+            p.exists()
+            for p in (
+                self._operator_key_path(name),
+                self._legacy_operator_key_path(name),
+                self._operator_cert_path(name),
+            )
+        ):
             raise HubKeyStoreError(f"operator {name!r}: already exists")
         now = int(time.time()) if now is None else now
         key = Ed25519PrivateKey.generate()
-        cert = issue_certificate(
+        doc = issue_certificate(
             root_key, name, role, key.public_key(), now, now + valid_days * DAY, now
         )
-        write_private_key(self._operator_key_path(name), key)
-        write_atomic(self._operator_cert_path(name), cert, 0o644)
-        return open_certificate(cert, self.root_public())
+        cert = open_certificate(doc, self.root_public())
+        sealed = seal_operator_key(key, name, cert.key_id, passphrase)
+        write_atomic(self._operator_key_path(name), sealed, 0o600)
+        write_atomic(self._operator_cert_path(name), doc, 0o644)
+        return cert
 
-    def operator(self, name: str) -> tuple[Ed25519PrivateKey, KeyCertificate]:
-        """An operator's private key and verified certificate."""
+    def operator_certificate(self, name: str) -> KeyCertificate:
+        """An operator's verified certificate (public: no passphrase needed)."""
         _check_name(name, "operator")
         cert_path = self._operator_cert_path(name)
         if not cert_path.exists():
             raise HubKeyStoreError(f"operator {name!r}: not in {self.dir / OPERATORS_DIR}")
-        cert = open_certificate(cert_path.read_bytes(), self.root_public())
-        key = load_private_key(self._operator_key_path(name), Ed25519PrivateKey)  # type: ignore[type-abstract]
+        return open_certificate(cert_path.read_bytes(), self.root_public())
+
+    def operator(self, name: str, passphrase: str) -> tuple[Ed25519PrivateKey, KeyCertificate]:
+        """An operator's private key, unsealed with the operator's passphrase, and its
+        verified certificate. This is what unlocks a key for one console session."""
+        cert = self.operator_certificate(name)
+        sealed_path = self._operator_key_path(name)
+        if not sealed_path.exists():
+            if self._legacy_operator_key_path(name).exists():
+                raise HubKeyStoreError(
+                    f"operator {name!r}: key is stored unsealed; run "
+                    f"'lfr-hub keys seal-operator {name} --hub-dir {self.dir}' first"
+                )
+            raise HubKeyStoreError(f"operator {name!r}: no key file {sealed_path}")
+        try:
+            key = unseal_operator_key(sealed_path.read_bytes(), name, cert.key_id, passphrase)
+        except SealError as exc:
+            raise HubKeyStoreError(
+                f"operator {name!r}: wrong passphrase or damaged key file"
+            ) from exc
         if key.public_key() != cert.public_key:
             raise HubKeyStoreError(f"operator {name!r}: key does not match its certificate")
         return key, cert
+
+    def operator_key_state(self, name: str) -> str:
+        """'sealed', 'in clear' (a key from an older hub: seal it) or 'missing'."""
+        if self._operator_key_path(name).exists():
+            return "sealed"
+        return "in clear" if self._legacy_operator_key_path(name).exists() else "missing"
+
+    def change_operator_passphrase(self, name: str, old: str, new: str) -> None:
+        """Re-seal the operator's key under ``new``; ``old`` must open it."""
+        key, cert = self.operator(name, old)
+        _check_passphrase(name, new)
+        write_atomic(
+            self._operator_key_path(name),
+            seal_operator_key(key, name, cert.key_id, new),
+            0o600,
+        )
+
+    def seal_legacy_operator(self, name: str, passphrase: str) -> KeyCertificate:
+        """Seal a plaintext ``NAME-key.pem`` (from before keys were sealed) under
+        ``passphrase``, then overwrite and remove the plaintext file."""
+        cert = self.operator_certificate(name)
+        legacy = self._legacy_operator_key_path(name)
+        if self._operator_key_path(name).exists():
+            raise HubKeyStoreError(f"operator {name!r}: key is already sealed")
+        if not legacy.exists():
+            raise HubKeyStoreError(f"operator {name!r}: no plaintext key {legacy} to seal")
+        _check_passphrase(name, passphrase)
+        key = load_private_key(legacy, Ed25519PrivateKey)  # type: ignore[type-abstract]
+        if key.public_key() != cert.public_key:
+            raise HubKeyStoreError(f"operator {name!r}: {legacy} does not match its certificate")
+        write_atomic(
+            self._operator_key_path(name),
+            seal_operator_key(key, name, cert.key_id, passphrase),
+            0o600,
+        )
+        _overwrite_and_unlink(legacy)
+        return cert
 
     def operators(self) -> list[KeyCertificate]:
         folder = self.dir / OPERATORS_DIR
@@ -209,7 +306,7 @@ class HubKeyStore:
         self, name: str, root_key: Ed25519PrivateKey, now: int | None = None
     ) -> RevocationList:
         """Add the operator's key to a new revocation list (version + 1), signed by the root."""
-        _, cert = self.operator(name)
+        cert = self.operator_certificate(name)
         current = self.revocations()
         if cert.key_id in current.revoked_key_ids:
             raise HubKeyStoreError(f"operator {name!r}: already revoked")

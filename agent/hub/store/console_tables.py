@@ -2,8 +2,8 @@
 
 A user's password is kept only as its argon2id hash. A session is kept only as the
 SHA-256 of its cookie token, so a copy of the database does not hold a usable
-session. The TOTP secret is stored as it is (the hub must compute codes); see
-docs/security.md for what a stolen hub disk gains from it.
+session. The TOTP secret is sealed under a key derived from the user's password
+(console_accounts); see docs/security.md for what a stolen hub disk gains.
 """
 
 from __future__ import annotations

@@ -3,13 +3,16 @@ lock-out after repeated failures, idle and absolute session expiry, disabling.""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 
 import pyotp
 import pytest
+from sqlalchemy import select, update
 
 from agent.errors import UsageError
 from agent.hub.accounts.console_accounts import AccountError, ConsoleAccounts
+from agent.hub.keys.passphrase_seal import is_sealed
 from agent.hub.store.console_tables import console_users
 from agent.hub.store.database import HubDatabase
 
@@ -39,7 +42,7 @@ def accounts(hub_db_url: str, clock: Clock) -> Iterator[ConsoleAccounts]:
 
 
 def code(acc: ConsoleAccounts, clock: Clock, offset_steps: int = 0) -> str:
-    return pyotp.TOTP(acc.totp_secret("olive")).at(int(clock.now) + 30 * offset_steps)
+    return pyotp.TOTP(acc.totp_secret("olive", PW)).at(int(clock.now) + 30 * offset_steps)
 
 
 def test_password_is_stored_as_argon2id_only(accounts: ConsoleAccounts) -> None:
@@ -130,3 +133,66 @@ def test_bad_account_input_is_refused(accounts: ConsoleAccounts) -> None:
         accounts.add_user("olive", "operator", PW)
     with pytest.raises(AccountError, match="no such user"):
         accounts.set_disabled("nobody", True)
+
+
+def _stored_totp(accounts: ConsoleAccounts, username: str) -> str:
+    with accounts.database.read() as db:
+        return str(
+            db.scalar(
+                select(console_users.c.totp_secret).where(console_users.c.username == username)
+            )
+        )
+
+
+def test_the_totp_secret_is_stored_sealed_under_the_password(
+    accounts: ConsoleAccounts, clock: Clock
+) -> None:
+    secret = accounts.totp_secret("olive", PW)
+    stored = _stored_totp(accounts, "olive")
+    assert is_sealed(stored) and secret not in stored
+    assert base64.b32decode(secret) not in stored.encode()
+    with pytest.raises(AccountError, match="wrong password or damaged TOTP secret"):
+        accounts.totp_secret("olive", "not the password")
+    # Olive's sealed secret copied to another user does not open there.
+    accounts.add_user("oscar", "operator", PW)
+    with accounts.database.write() as db:
+        db.execute(
+            update(console_users)
+            .where(console_users.c.username == "oscar")
+            .values(totp_secret=stored)
+        )
+    with pytest.raises(AccountError, match="wrong password or damaged TOTP secret"):
+        accounts.totp_secret("oscar", PW)
+    oscar_code = pyotp.TOTP(secret).at(int(clock.now))
+    assert accounts.login("oscar", PW, oscar_code).reason == "wrong code"
+
+
+def test_a_new_password_enrols_a_new_totp_secret(accounts: ConsoleAccounts, clock: Clock) -> None:
+    old = accounts.totp_secret("olive", PW)
+    uri = accounts.set_password("olive", "another long password")
+    new = accounts.totp_secret("olive", "another long password")
+    assert new != old and pyotp.parse_uri(uri).secret == new
+    old_code = pyotp.TOTP(old).at(int(clock.now))
+    assert accounts.login("olive", "another long password", old_code).reason == "wrong code"
+    clock.now += 30
+    new_code = pyotp.TOTP(new).at(int(clock.now))
+    assert accounts.login("olive", "another long password", new_code).session is not None
+
+
+def test_a_secret_stored_in_clear_is_sealed_at_the_next_login(
+    accounts: ConsoleAccounts, clock: Clock
+) -> None:
+    """A row written by an older hub: it still logs in, and is sealed by doing so."""
+    legacy = pyotp.random_base32()
+    with accounts.database.write() as db:
+        db.execute(
+            update(console_users)
+            .where(console_users.c.username == "olive")
+            .values(totp_secret=legacy)
+        )
+    assert accounts.login("olive", "not the password", "123456").session is None
+    assert _stored_totp(accounts, "olive") == legacy  # a failed login changes nothing
+    assert accounts.login("olive", PW, pyotp.TOTP(legacy).at(int(clock.now))).session is not None
+    stored = _stored_totp(accounts, "olive")
+    assert is_sealed(stored) and legacy not in stored
+    assert accounts.totp_secret("olive", PW) == legacy

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hub.calibration.calibration_world import cohort, seal, watchlist
+from support.operator_passphrase import PASSPHRASE
 
 from agent.errors import UsageError
 from agent.hub.calibration.threshold_calibration import (
@@ -95,7 +96,7 @@ def test_a_cohort_of_another_shape_or_with_nan_is_refused() -> None:
 
 
 def test_the_hub_opens_its_own_sealed_watchlist(tmp_path: Path) -> None:
-    hub = HubKeyStore.init(tmp_path / "hub", "alice")
+    hub = HubKeyStore.init(tmp_path / "hub", "alice", passphrase=PASSPHRASE)
     hw = read_hub_watchlist(seal(hub, tmp_path / "w.lfrwl", 120), hub)
     emb, refs = watchlist(120)
     assert hw.refs == refs and hw.embeddings.dtype == np.float16
@@ -105,7 +106,7 @@ def test_the_hub_opens_its_own_sealed_watchlist(tmp_path: Path) -> None:
     assert by_file == by_arrays  # the arrays are taken as the bundle carries them
     hw.wipe()
     assert not hw.embeddings.any() and not hw.refs
-    other = HubKeyStore.init(tmp_path / "other", "bob")
+    other = HubKeyStore.init(tmp_path / "other", "bob", passphrase=PASSPHRASE)
     with pytest.raises(UsageError, match="another X25519 key"):
         read_hub_watchlist(tmp_path / "w.lfrwl", other)
     with pytest.raises(UsageError, match="built without a hub copy"):

@@ -11,6 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from support.hostile_json import HOSTILE_BODIES, signed_raw
+from support.operator_passphrase import PASSPHRASE
 
 from agent.errors import LfrError
 from agent.hub.devices.device_enrolment import Approval, approve, list_devices, open_request
@@ -33,7 +34,7 @@ FACTS = HardwareFacts(
 
 @pytest.fixture
 def hub(tmp_path: Path) -> tuple[Path, Path]:
-    HubKeyStore.init(tmp_path / "hub", "supervisor")
+    HubKeyStore.init(tmp_path / "hub", "supervisor", passphrase=PASSPHRASE)
     init_ca(tmp_path / "pki")
     return tmp_path / "hub", tmp_path / "pki"
 
@@ -50,6 +51,7 @@ def _approve(hub: tuple[Path, Path], data: bytes, **kw: object) -> Approval:
         "hub_dir": hub_dir,
         "pki_dir": pki_dir,
         "operator": "supervisor",
+        "passphrase": PASSPHRASE,
         "broker_url": "mqtts://broker.example:8883",
         "alert_db": hub_dir.parent / "alerts.db",
     }
@@ -105,7 +107,7 @@ def test_approval_certifies_the_device_tls_key(hub: tuple[Path, Path], tmp_path:
 
 def test_only_a_supervisor_may_approve(hub: tuple[Path, Path], tmp_path: Path) -> None:
     store = HubKeyStore.open(hub[0])
-    store.add_operator("olly", "operator", 30, store.load_root_key())
+    store.add_operator("olly", "operator", 30, store.load_root_key(), PASSPHRASE)
     with pytest.raises(LfrError, match="a supervisor must approve"):
         _approve(hub, _request(tmp_path), operator="olly")
     assert not (hub[0] / "devices" / DEV).exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.operator_passphrase import PASSPHRASE
 
 from agent.errors import UsageError
 from agent.hub.keys.operator_keys import ROOT_KEY_FILE, HubKeyStore, HubKeyStoreError
@@ -19,14 +20,14 @@ NOW = 1_790_000_000
 
 @pytest.fixture
 def store(tmp_path: Path) -> HubKeyStore:
-    return HubKeyStore.init(tmp_path / "hub", "alice", now=NOW)
+    return HubKeyStore.init(tmp_path / "hub", "alice", now=NOW, passphrase=PASSPHRASE)
 
 
 def test_init_creates_the_hierarchy_with_private_keys_0600(store: HubKeyStore) -> None:
     for rel in (ROOT_KEY_FILE, "hub-alert-x25519-key.pem", "hub-watchlist-ed25519-key.pem",
-                "operators/alice-key.pem"):  # fmt: skip
+                "operators/alice-key.sealed"):  # fmt: skip
         assert stat.S_IMODE((store.dir / rel).stat().st_mode) == 0o600, rel
-    _, cert = store.operator("alice")
+    cert = store.operator_certificate("alice")
     assert cert.role == "supervisor" and cert.not_after == NOW + 365 * 86400
     root = store.root_public()
     assert store.hub_certificate("hub-alert").role == "alert"
@@ -40,19 +41,19 @@ def test_init_creates_the_hierarchy_with_private_keys_0600(store: HubKeyStore) -
 
 def test_init_refuses_an_existing_store(store: HubKeyStore) -> None:
     with pytest.raises(HubKeyStoreError, match="already holds"):
-        HubKeyStore.init(store.dir, "bob")
+        HubKeyStore.init(store.dir, "bob", passphrase=PASSPHRASE)
 
 
 def test_add_and_revoke_operator(store: HubKeyStore) -> None:
     root = store.load_root_key()
-    cert = store.add_operator("bob", "operator", 30, root, now=NOW)
+    cert = store.add_operator("bob", "operator", 30, root, PASSPHRASE, now=NOW)
     assert cert.role == "operator" and [c.subject for c in store.operators()] == ["alice", "bob"]
     rl = store.revoke_operator("bob", root, now=NOW)
     assert rl.version == 2 and cert.key_id in rl.revoked_key_ids
     with pytest.raises(HubKeyStoreError, match="already revoked"):
         store.revoke_operator("bob", root)
     with pytest.raises(HubKeyStoreError, match="already exists"):
-        store.add_operator("bob", "operator", 30, root)
+        store.add_operator("bob", "operator", 30, root, PASSPHRASE)
 
 
 @pytest.mark.parametrize(
@@ -64,7 +65,7 @@ def test_bad_operator_arguments(
     store: HubKeyStore, name: str, role: str, days: int, message: str
 ) -> None:
     with pytest.raises(UsageError, match=message):
-        store.add_operator(name, role, days, store.load_root_key())
+        store.add_operator(name, role, days, store.load_root_key(), PASSPHRASE)
 
 
 def test_a_foreign_root_key_is_refused(store: HubKeyStore, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from support.operator_passphrase import PASSPHRASE
 
 from agent.cli.hub_commands.publish_cmd import classify
 from agent.cli.hub_main import main as hub_main
@@ -37,7 +38,7 @@ A1,short dateless,other,2099-06-30T12:00:00+01:00
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("hotlist-site")
-    HubKeyStore.init(root / "hub", "alice")
+    HubKeyStore.init(root / "hub", "alice", passphrase=PASSPHRASE)
     keys = root / "device" / "keys"
     generate_device_keys(keys)
     (root / "hub" / "devices" / DEVICE).mkdir(parents=True)

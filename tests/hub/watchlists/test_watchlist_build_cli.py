@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from support.operator_passphrase import PASSPHRASE
 
 from agent.cli.agent_main import main as agent_main
 from agent.cli.hub_main import main as hub_main
@@ -25,7 +26,7 @@ DEVICE = "lfr-test-01"
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, shared_data: Path) -> Path:
     root = tmp_path_factory.mktemp("site")
-    hub = HubKeyStore.init(root / "hub", "alice")
+    hub = HubKeyStore.init(root / "hub", "alice", passphrase=PASSPHRASE)
     keys = root / "device" / "keys"
     generate_device_keys(keys)
     hub.export_device_trust(keys)
