@@ -18,6 +18,16 @@ Budget kinds:
               by design, and must not grow faster);
 ``info``      figures only, no verdict.
 
+A level can also rise and fall on a cycle: the daemon's memory climbs by some 20 MB and
+is handed back every time the replay scene loops (about 40 s), as buffers for the people
+in it are allocated and freed. A straight line through such a curve tilts with where the
+window happens to cut the cycle (up to ±170 MB in 12 h over a 5-minute window of a 24 MB,
+40 s sawtooth), which is noise, not growth. So a level whose detrended samples repeat
+(autocorrelation above ``MIN_CYCLE_CORRELATION`` at some lag) is first averaged over whole
+cycles, counted back from the end of the window, and the line goes through the cycle
+means: a cycle that comes back to where it was then has no slope at all, and a leak under
+it still shows, cycle after cycle.
+
 Rates measured over a 10-second interval (CPU use, log lines per minute, frames per
 second) jump from sample to sample far more than a level such as memory does. Their
 budgets carry ``noise_se``: the slope is first moved that many standard errors towards
@@ -38,6 +48,10 @@ PROJECTION_H = 12.0
 #: Fewer samples than this in the window: no line can be trusted, and a run that measured
 #: nothing must not pass.
 MIN_WINDOW_SAMPLES = 6
+#: Detrended samples that correlate this well with themselves one cycle later are a cycle.
+MIN_CYCLE_CORRELATION = 0.5
+#: At least this many whole cycles in the window, or the samples are fitted as they are.
+MIN_CYCLES = 3
 PASS, FAIL, INFO = "pass", "fail", "info"
 KINDS = ("relative", "absolute", "decline", "per", "info")
 
@@ -80,6 +94,7 @@ class Line:
     mean: float
     slope_per_h: float
     stderr_per_h: float  # standard error of the slope (noise, for the reader)
+    cycle_samples: int = 0  # samples per cycle averaged before the fit; 0: none found
 
     @property
     def projected(self) -> float:
@@ -109,6 +124,7 @@ class Growth:
             "slope_per_h": _round(ln.slope_per_h) if ln else None,
             "stderr_per_h": _round(ln.stderr_per_h) if ln else None,
             "projected_12h": _round(ln.projected) if ln else None,
+            "cycle_samples": ln.cycle_samples if ln else 0,
         }
 
 
@@ -150,6 +166,64 @@ def fit_line(window: Sequence[tuple[float, float]]) -> Line | None:
     )
 
 
+def cycle_length(values: Sequence[float]) -> int | None:
+    """Samples per cycle of a level that repeats (the lag of the strongest autocorrelation
+    of its detrended samples, if above ``MIN_CYCLE_CORRELATION``); None if it does not."""
+    n = len(values)
+    if n < 2 * MIN_CYCLES:
+        return None
+    v = np.asarray(values, dtype=float)
+    x = np.arange(n, dtype=float)
+    d = v - np.polyval(np.polyfit(x, v, 1), x)
+    energy = float(np.dot(d, d))
+    if energy <= 1e-12:
+        return None
+    lags = range(2, n // MIN_CYCLES + 1)
+    r = [float(np.dot(d[:-lag], d[lag:])) / energy * n / (n - lag) for lag in lags]
+    if not r or max(r) < MIN_CYCLE_CORRELATION:
+        return None
+    # Two, three cycles correlate as well as one: the shortest that nearly matches the best.
+    near = max(MIN_CYCLE_CORRELATION, 0.9 * max(r))
+    return next(lag for lag, c in zip(lags, r, strict=True) if c >= near)
+
+
+def cycle_means(window: Sequence[tuple[float, float]]) -> tuple[list[tuple[float, float]], int]:
+    """The window averaged over whole cycles counted back from its end, and the cycle
+    length in samples; the window itself and 0 when its samples do not repeat."""
+    length = cycle_length([v for _, v in window])
+    if length is None:
+        return list(window), 0
+    cycles = len(window) // length
+    tail = window[len(window) - cycles * length :]
+    means = [
+        (
+            float(np.mean([t for t, _ in tail[i : i + length]])),
+            float(np.mean([v for _, v in tail[i : i + length]])),
+        )
+        for i in range(0, len(tail), length)
+    ]
+    return means, length
+
+
+def fit_level(window: Sequence[tuple[float, float]]) -> Line | None:
+    """``fit_line`` through the cycle means of a level (``cycle_means``), reporting the
+    window's own sample count and span."""
+    means, length = cycle_means(window)
+    if not length:
+        return fit_line(window)
+    line = fit_line(means)
+    if line is None:
+        return fit_line(window)
+    return Line(
+        samples=len(window),
+        window_s=(float(window[0][0]), float(window[-1][0])),
+        mean=line.mean,
+        slope_per_h=line.slope_per_h,
+        stderr_per_h=line.stderr_per_h,
+        cycle_samples=length,
+    )
+
+
 def judge(
     resource: str,
     unit: str,
@@ -160,7 +234,10 @@ def judge(
 ) -> Growth:
     """The verdict on one resource over the second half of a run of ``run_s`` seconds."""
     window = second_half(points, run_s)
-    line = fit_line(window)
+    # Rates keep their raw samples (their noise allowance is fitted on them); levels are
+    # averaged over a cycle first, if they have one.
+    level = budget.kind in ("relative", "absolute") and budget.noise_se == 0
+    line = fit_level(window) if level else fit_line(window)
     if budget.kind == "info":
         return Growth(resource, unit, budget, line, INFO, "")
     if line is None or line.samples < MIN_WINDOW_SAMPLES:
@@ -205,4 +282,6 @@ def judge(
             detail = f"{ratio:.3g} {unit} per {budget.per} ({projected:+.3g} {unit} in 12 h)"
     if budget.noise_se > 0:
         detail += f" (beyond {budget.noise_se:g} s.e. of noise; fitted {line.projected:+.3g})"
+    if line.cycle_samples:
+        detail += f" (over means of {line.cycle_samples}-sample cycles)"
     return Growth(resource, unit, budget, line, PASS if ok else FAIL, detail)

@@ -14,6 +14,7 @@ from hil.soak.growth_verdict import (
     PASS,
     Budget,
     Point,
+    cycle_length,
     fit_line,
     judge,
     second_half,
@@ -196,3 +197,39 @@ def test_every_fault_is_over_before_the_judged_half(run_s: float) -> None:
     assert 0 < plan.broker_restart_at_s < plan.cut_at_s < plan.daemon_restart_at_s
     assert plan.faults_end_s < run_s / 2
     assert plan.renew_every_s < plan.lease_s
+
+
+def _sawtooth(t: float, phase: float, period: float = 40.0, height: float = 24.0) -> float:
+    return 250.0 + height * (((t + phase) % period) / period)
+
+
+@pytest.mark.parametrize("phase", [0.0, 7.0, 13.0, 21.0, 30.0, 36.0])
+def test_a_level_that_cycles_without_growing_passes_wherever_the_window_cuts_it(
+    phase: float,
+) -> None:
+    # Ten minutes, the CI form: a 24 MB sawtooth every 40 s tilts a plain line by up to
+    # ±170 MB in 12 h, far over the budget; the cycle means are flat.
+    run_s = 600.0
+    pts = series(lambda t: _sawtooth(t, phase), run_s)
+    window = second_half(pts, run_s)
+    plain = fit_line(window)
+    assert plain is not None
+    g = judge("daemon.rss_mb", "MB", pts, Budget("relative", 5), run_s)
+    assert g.verdict == PASS, g.detail
+    assert g.line is not None and g.line.cycle_samples == 4
+    assert abs(g.line.projected) < 1.0 < abs(plain.projected) or phase == 0.0
+
+
+@pytest.mark.parametrize("phase", [0.0, 13.0, 30.0])
+def test_a_leak_under_a_cycle_still_fails(phase: float) -> None:
+    # 2 MB an hour under the sawtooth: 24 MB in 12 h, about 9 % of the level.
+    pts = series(lambda t: _sawtooth(t, phase) + 2.0 * t / 3600.0)
+    g = judge("daemon.rss_mb", "MB", pts, Budget("relative", 5), RUN_S)
+    assert g.verdict == FAIL, g.detail
+    assert g.line is not None and g.line.projected == pytest.approx(24.0, rel=0.05)
+
+
+def test_noise_without_a_cycle_is_fitted_as_it_is() -> None:
+    rng = random.Random(3)
+    values = [rng.gauss(0, 1.0) for _ in range(180)]
+    assert cycle_length(values) is None
