@@ -185,7 +185,7 @@ status_interval_s = 2.0
         return MqttLink(self.broker.client_settings(hub_identity(name)))
 
     def issuer(self) -> ActivationIssuer:
-        return ActivationIssuer(self.hub, SUPERVISOR)
+        return ActivationIssuer(self.hub, SUPERVISOR, "")
 
     def device_exchange_key(self) -> X25519PublicKey:
         return load_public_key(self.keys_dir / "device-x25519-pub.pem", X25519PublicKey)  # type: ignore[type-abstract]

@@ -315,7 +315,7 @@ class RealRig:
 
     # -- deployments (as the hub) -------------------------------------------------------------
     def _issuer(self) -> ActivationIssuer:
-        return ActivationIssuer(self.hub, self.desc.hub_operator)
+        return ActivationIssuer(self.hub, self.desc.hub_operator, "")
 
     def new_deployment(self, label: str) -> str:
         self._deployments += 1

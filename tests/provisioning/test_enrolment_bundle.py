@@ -46,7 +46,7 @@ def _verify(site: Site, data: bytes, now: float = 0, synced: bool = False) -> ob
 
 def test_signed_bundle_cannot_write_outside_the_key_layout(site: Site) -> None:
     body = _body(site)
-    key, _ = HubKeyStore.open(site.hub_dir).operator("supervisor")
+    key, _ = HubKeyStore.open(site.hub_dir).operator("supervisor", "")
     body["hub_files"]["../../etc/cron.d/x"] = body["hub_files"]["hub-root-pub.pem"]
     with pytest.raises(LfrError, match="unexpected file"):
         _verify(site, issue_bundle(body, key))
@@ -56,7 +56,7 @@ def test_only_a_supervisor_signature_is_accepted(site: Site) -> None:
     body = _body(site)
     store = HubKeyStore.open(site.hub_dir)
     store.add_operator("olly", "operator", 30, store.load_root_key())
-    key, cert = store.operator("olly")
+    key, cert = store.operator("olly", "")
     body["signer_certificate"] = base64.b64encode(cert.document).decode()
     with pytest.raises(LfrError, match="a supervisor must approve"):
         _verify(site, issue_bundle(body, key))
@@ -64,7 +64,7 @@ def test_only_a_supervisor_signature_is_accepted(site: Site) -> None:
 
 def test_expiry_is_enforced_only_with_a_synchronised_clock(site: Site) -> None:
     body = _body(site)
-    key, _ = HubKeyStore.open(site.hub_dir).operator("supervisor")
+    key, _ = HubKeyStore.open(site.hub_dir).operator("supervisor", "")
     data = issue_bundle(body, key)
     late = body["expires_at"] + 1
     with pytest.raises(LfrError, match="expired"):

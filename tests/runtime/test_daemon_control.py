@@ -96,13 +96,13 @@ def test_revoking_the_live_signer_closes_the_camera_and_ends_the_deployment(
     root = site.hub.load_root_key()
     site.hub.add_operator("alice", "supervisor", 30, root)
     site.hub.add_operator("bob", "supervisor", 30, root)
-    by_alice = ActivationIssuer(site.hub, "alice").activation(
+    by_alice = ActivationIssuer(site.hub, "alice", "").activation(
         site.device_id, DEPLOYMENT, 3600, 600, bundle.watchlist_hash, 0.5, "PS 0001"
     )
     assert daemon.handle_control_document(by_alice) == f"activated {DEPLOYMENT}"
     # Alice's key is lost; the hub revokes it, and bob's next renewal carries the list.
     site.hub.revoke_operator("alice", root)
-    renewal = ActivationIssuer(site.hub, "bob").renewal(site.device_id, DEPLOYMENT, 600)
+    renewal = ActivationIssuer(site.hub, "bob", "").renewal(site.device_id, DEPLOYMENT, 600)
     assert daemon.handle_control_document(renewal).startswith("rejected: revocation")
     assert daemon.gate.state is GateState.IDLE
     assert daemon._deployment is None
@@ -157,7 +157,7 @@ def test_a_pushed_revocation_list_reaches_an_idle_camera_and_closes_a_live_one(
 
     root = site.hub.load_root_key()
     site.hub.add_operator("alice", "supervisor", 30, root)
-    by_alice = ActivationIssuer(site.hub, "alice").activation(
+    by_alice = ActivationIssuer(site.hub, "alice", "").activation(
         site.device_id, DEPLOYMENT, 3600, 600, bundle.watchlist_hash, 0.5, "PS 0001"
     )
     # Idle: a list revoking a key the camera has never seen is still installed.
@@ -177,7 +177,7 @@ def test_a_pushed_revocation_list_reaches_an_idle_camera_and_closes_a_live_one(
     assert daemon.verifier.trust.revocation_version == 2
     # Live: alice's activation runs until a pushed list revokes her key.
     assert daemon.handle_control_document(by_alice) == f"activated {DEPLOYMENT}"
-    _, alice_cert = site.hub.operator("alice")
+    _, alice_cert = site.hub.operator("alice", "")
     revoking = issue_revocation_list(root, 3, {"ab" * 32, alice_cert.key_id}, 1_800_000_001)
     assert daemon.apply_control_message(revoking).outcome == "applied"
     assert daemon.gate.state is GateState.IDLE and daemon._deployment is None

@@ -199,7 +199,7 @@ def test_recording_on_request_decrypts_only_at_the_hub_and_plays(
         # Nothing is sent until the hub asks.
         time.sleep(2)
         assert not media.outcomes("segment")
-        key, cert = site.hub.operator(SUPERVISOR)
+        key, cert = site.hub.operator(SUPERVISOR, "")
         request = sign_evidence_request(
             device_id=site.device_id,
             start=t0 - 10,

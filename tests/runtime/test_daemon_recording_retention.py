@@ -91,7 +91,7 @@ def test_a_recorded_deployment_arrives_on_request_plays_and_is_gone_after_retent
         expected = int(DEPLOYMENT_S // SEGMENT_S)
         assert expected <= len(on_device) <= expected + 2
 
-        key, cert = site.hub.operator(SUPERVISOR)
+        key, cert = site.hub.operator(SUPERVISOR, "")
         request = sign_evidence_request(
             device_id=site.device_id,
             start=t_start - 5,

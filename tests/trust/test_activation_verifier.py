@@ -155,14 +155,14 @@ def test_garbage_is_an_envelope_failure(world: TrustWorld, data: bytes) -> None:
     ],
 )
 def test_signed_body_that_is_not_usable_json_is_rejected(world: TrustWorld, body: bytes) -> None:
-    key, _ = world.hub.operator("alice")
+    key, _ = world.hub.operator("alice", "")
     with pytest.raises(av.EnvelopeInvalid, match="no readable signer_certificate"):
         _verify(world, _sign_raw(ACTIVATION_TYPE, body, key))
 
 
 def test_signed_body_with_a_duplicate_key_is_rejected(world: TrustWorld) -> None:
     # Two readers of one document could otherwise see two different thresholds.
-    key, _ = world.hub.operator("alice")
+    key, _ = world.hub.operator("alice", "")
     raw = canonical_json(_body(world.activation()))
     assert raw.endswith(b"}")
     with pytest.raises(av.EnvelopeInvalid, match="no readable signer_certificate"):
@@ -222,7 +222,7 @@ def test_malformed_signature_entry_is_rejected(
 
 @pytest.mark.parametrize("certificate", [None, "%%%", 12, ["x"]])
 def test_missing_signer_certificate_is_rejected(world: TrustWorld, certificate: object) -> None:
-    key, _ = world.hub.operator("alice")
+    key, _ = world.hub.operator("alice", "")
     body = _body(world.activation())
     if certificate is None:
         del body["signer_certificate"]
@@ -249,7 +249,7 @@ def test_certificate_from_another_root_is_rejected(world: TrustWorld, tmp_path: 
 
 
 def test_certificate_that_does_not_verify_is_rejected(world: TrustWorld) -> None:
-    key, _ = world.hub.operator("alice")
+    key, _ = world.hub.operator("alice", "")
     body = _body(world.activation())
     body["signer_certificate"] = base64.b64encode(b"not a certificate").decode()
     with pytest.raises(av.CertificateInvalid, match="certificate"):
@@ -257,7 +257,7 @@ def test_certificate_that_does_not_verify_is_rejected(world: TrustWorld) -> None
 
 
 def test_x25519_certified_key_cannot_sign(world: TrustWorld) -> None:
-    key, _ = world.hub.operator("alice")
+    key, _ = world.hub.operator("alice", "")
     cert = world.hub.hub_certificate("hub-alert")
     body = _body(world.activation())
     body["signer_certificate"] = base64.b64encode(cert.document).decode()
@@ -268,7 +268,7 @@ def test_x25519_certified_key_cannot_sign(world: TrustWorld) -> None:
 def test_signed_body_that_is_not_a_json_object_is_rejected(world: TrustWorld) -> None:
     # Without an object there is no signer certificate to check a signature against, so
     # this fails before the signature step.
-    key, _ = world.hub.operator("alice")
+    key, _ = world.hub.operator("alice", "")
     for body in (b"[1,2]", b'"text"', b"42"):
         with pytest.raises(av.EnvelopeInvalid, match="no readable signer_certificate"):
             _verify(world, _sign_raw(ACTIVATION_TYPE, body, key))
@@ -290,7 +290,7 @@ def test_changed_body_under_the_original_signature_is_rejected(world: TrustWorld
 
 
 def test_unknown_or_missing_field_is_rejected(world: TrustWorld) -> None:
-    key, _ = world.hub.operator("alice")
+    key, _ = world.hub.operator("alice", "")
     token = world.activation()
     with pytest.raises(av.FieldsInvalid, match="unknown field 'camera'"):
         _verify(world, _resign(token, key, camera="on"))
@@ -329,7 +329,7 @@ def test_unknown_or_missing_field_is_rejected(world: TrustWorld) -> None:
 def test_wrong_field_form_is_rejected(
     world: TrustWorld, changes: dict[str, object], message: str
 ) -> None:
-    key, _ = world.hub.operator("alice")
+    key, _ = world.hub.operator("alice", "")
     token = world.activation(not_before=NOW)
     with pytest.raises(av.FieldsInvalid, match=message):
         _verify(world, _resign(token, key, **changes))
@@ -337,7 +337,7 @@ def test_wrong_field_form_is_rejected(
 
 # -- role, validity, revocation -----------------------------------------------------
 def test_operator_role_may_not_activate(world: TrustWorld) -> None:
-    key, cert = world.hub.operator("bob")
+    key, cert = world.hub.operator("bob", "")
     body = json.loads(base64.b64decode(json.loads(world.activation())["payload"]))
     body["signer_certificate"] = base64.b64encode(cert.document).decode()
     with pytest.raises(av.RoleNotPermitted, match="operator key"):
@@ -405,20 +405,20 @@ def test_a_list_installed_by_a_technician_counts_without_a_restart(world: TrustW
 
 
 def test_revocation_embedded_in_the_token_itself_applies(world: TrustWorld) -> None:
-    key, _ = world.hub.operator("alice")
+    key, _ = world.hub.operator("alice", "")
     token = world.activation()
     world.hub.revoke_operator("alice", world.hub.load_root_key(), now=NOW)
     rl = base64.b64encode(world.hub.revocations().document).decode()
     with pytest.raises(av.SignerRevoked):
         _verify(world, _resign(token, key, revocations=rl, sequence=99))
     # The refused document's list is kept: the revocation is not forgotten.
-    alice = world.hub.operator("alice")[1].key_id
+    alice = world.hub.operator("alice", "")[1].key_id
     assert world.verifier().trust.is_revoked(alice)
     assert world.verifier().sequences.last() == 0
 
 
 def test_forged_revocation_list_is_rejected(world: TrustWorld) -> None:
-    key, _ = world.hub.operator("alice")
+    key, _ = world.hub.operator("alice", "")
     fake = sign_document(
         "application/vnd.lfr.revocation-list+json; v=1",
         {"version": 9, "issued_at": NOW, "revoked_key_ids": []},
@@ -528,7 +528,7 @@ def test_not_yet_valid_activation_is_rejected_beyond_tolerance(world: TrustWorld
 
 
 def test_future_issued_at_is_rejected(world: TrustWorld) -> None:
-    key, _ = world.hub.operator("alice")
+    key, _ = world.hub.operator("alice", "")
     token = _resign(world.activation(), key, issued_at=NOW + 3600)
     with pytest.raises(av.OutsideTimeWindow, match="future"):
         _verify(world, token)
@@ -541,7 +541,7 @@ def test_window_longer_than_the_cap_is_rejected(world: TrustWorld) -> None:
 
 
 def test_lease_longer_than_window_is_rejected(world: TrustWorld) -> None:
-    key, _ = world.hub.operator("alice")
+    key, _ = world.hub.operator("alice", "")
     token = _resign(world.activation(duration_s=600, lease_s=600), key, lease_s=601)
     with pytest.raises(av.OutsideTimeWindow, match="lease"):
         _verify(world, token)
@@ -654,7 +654,7 @@ def test_stop_for_another_deployment_is_honoured_and_leaves_the_live_one(
 
 
 def test_stop_still_passes_every_other_check(world: TrustWorld) -> None:
-    key, _ = world.hub.operator("bob")
+    key, _ = world.hub.operator("bob", "")
     stop = world.issuer("bob").stop("lfr-test-01", DEPLOYMENT, "x")
     with pytest.raises(av.WrongDevice):
         _verify(world, _resign(stop, key, device_id="lfr-other-02"))
@@ -668,7 +668,7 @@ def test_stop_still_passes_every_other_check(world: TrustWorld) -> None:
 
 def test_renewal_issued_in_the_future_is_rejected(world: TrustWorld) -> None:
     live = _verify(world, world.activation()).live
-    key, _ = world.hub.operator("bob")
+    key, _ = world.hub.operator("bob", "")
     doc = world.issuer("bob").renewal("lfr-test-01", DEPLOYMENT, 60)
     with pytest.raises(av.OutsideTimeWindow, match="renewal issued in the future"):
         _verify(world, _resign(doc, key, issued_at=int(world.clock.wall()) + 121), live=live)
@@ -679,7 +679,7 @@ def test_stop_is_obeyed_whatever_the_clocks_say(world: TrustWorld, skew_s: int) 
     # A camera whose clock drifted while live, or a stop that waited at the broker:
     # still obeyed (it only closes; the sequence refuses a replay).
     live = _verify(world, world.activation()).live
-    key, _ = world.hub.operator("bob")
+    key, _ = world.hub.operator("bob", "")
     stop = world.issuer("bob").stop("lfr-test-01", DEPLOYMENT, "x")
     skewed = _resign(stop, key, issued_at=int(world.clock.wall()) + skew_s)
     verified = _verify(world, skewed, live=live)
@@ -689,7 +689,7 @@ def test_stop_is_obeyed_whatever_the_clocks_say(world: TrustWorld, skew_s: int) 
 
 
 def test_renewal_signed_as_activation_type_is_rejected(world: TrustWorld) -> None:
-    key, _ = world.hub.operator("alice")
+    key, _ = world.hub.operator("alice", "")
     env = json.loads(world.issuer().renewal("lfr-test-01", DEPLOYMENT, 60))
     body = json.loads(base64.b64decode(env["payload"]))
     with pytest.raises(av.FieldsInvalid):
@@ -794,7 +794,7 @@ def test_live_activation_starts_at_not_before_on_the_monotonic_clock(world: Trus
     live = _verify(world, world.activation(not_before=start)).live
     assert live is not None
     assert live.start_mono == pytest.approx(world.clock.mono() + 100)
-    assert live.signer_key_id == world.hub.operator("alice")[1].key_id
+    assert live.signer_key_id == world.hub.operator("alice", "")[1].key_id
     now_live = _verify(world, world.activation()).live
     assert now_live is not None and now_live.start_mono == world.clock.mono()
 

@@ -41,7 +41,7 @@ def _calibrated(world: TrustWorld, **kw: object) -> bytes:
 
 
 def _resign(world: TrustWorld, token: bytes, **changes: object) -> bytes:
-    key, _ = world.hub.operator("alice")
+    key, _ = world.hub.operator("alice", "")
     env = json.loads(token)
     body = json.loads(base64.b64decode(env["payload"]))
     for name, value in changes.items():

@@ -21,7 +21,7 @@ def world(tmp_path: Path) -> TrustWorld:
 
 
 def _request(world: TrustWorld, operator: str = "alice", **kw: object) -> bytes:
-    key, cert = world.hub.operator(operator)
+    key, cert = world.hub.operator(operator, "")
     args: dict[str, object] = {
         "device_id": DEVICE,
         "start": NOW - 3600,
@@ -66,8 +66,8 @@ def test_a_tampered_or_wrongly_signed_request_is_refused(world: TrustWorld) -> N
     data = _request(world)
     with pytest.raises(EvidenceRequestRejected, match="envelope|signature"):
         _verify(world, data.replace(b'"payload":"', b'"payload":"AA', 1))
-    other_key, _ = world.hub.operator("bob")
-    _, alice_cert = world.hub.operator("alice")
+    other_key, _ = world.hub.operator("bob", "")
+    _, alice_cert = world.hub.operator("alice", "")
     forged = _request(world, signing_key=other_key, signer_certificate=alice_cert.document)
     with pytest.raises(EvidenceRequestRejected, match="^signature"):
         _verify(world, forged)

@@ -61,7 +61,7 @@ def test_trust_store_adopts_only_newer_revocations_and_persists(tmp_path: Path) 
     w = make_world(tmp_path)
     store = HubTrustStore.load(w.keys_dir)
     assert store.revocation_version == 1
-    _, cert = w.hub.operator("bob")
+    _, cert = w.hub.operator("bob", "")
     w.hub.revoke_operator("bob", w.hub.load_root_key(), now=NOW)
     v2 = w.hub.revocations().document
     assert store.offer_revocations(v2) and store.is_revoked(cert.key_id)

@@ -33,7 +33,7 @@ class TrustWorld:
     clock: ManualClock
 
     def issuer(self, operator: str = "alice") -> ActivationIssuer:
-        return ActivationIssuer(self.hub, operator, wall=self.clock.wall)
+        return ActivationIssuer(self.hub, operator, "", wall=self.clock.wall)
 
     def verifier(
         self,

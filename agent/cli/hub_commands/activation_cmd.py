@@ -89,7 +89,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _issuer(args: argparse.Namespace) -> ActivationIssuer:
-    return ActivationIssuer(HubKeyStore.open(args.hub_dir), args.operator)
+    return ActivationIssuer(HubKeyStore.open(args.hub_dir), args.operator, "")
 
 
 def _write(out: Path, data: bytes, what: str) -> int:

@@ -123,7 +123,7 @@ def cmd_request(args: argparse.Namespace) -> int:
     if args.end <= args.start:
         raise UsageError("--to: must be later than --from")
     hub = HubKeyStore.open(args.hub_dir)
-    key, cert = hub.operator(args.operator)
+    key, cert = hub.operator(args.operator, "")
     request_id = new_request_id()
     data = sign_evidence_request(
         device_id=device,

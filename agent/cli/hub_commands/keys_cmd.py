@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     store = HubKeyStore.init(args.dir, args.operator, args.role, args.valid_days)
-    _, cert = store.operator(args.operator)
+    _, cert = store.operator(args.operator, "")
     print(f"hub key store   {store.dir}")
     print(f"root key        {store.dir / ROOT_KEY_FILE}  (move to offline media)")
     print(f"operator        {cert.subject} ({cert.role}) key {cert.key_id[:16]}")

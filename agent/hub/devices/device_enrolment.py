@@ -261,7 +261,7 @@ def approve(
     if not 1 <= cert_days <= 3650:
         raise EnrolmentError(f"approve: --cert-days must be 1–3650, got {cert_days}")
     store = HubKeyStore.open(hub_dir)
-    signer_key, signer_cert = store.operator(operator)
+    signer_key, signer_cert = store.operator(operator, "")
     if signer_cert.role != ROLE_SUPERVISOR:
         raise EnrolmentError(
             f"approve: operator {operator!r} is a {signer_cert.role}; "

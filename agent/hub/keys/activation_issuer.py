@@ -52,11 +52,15 @@ class ActivationIssuer:
     """Signs control documents as one operator of a hub key store."""
 
     def __init__(
-        self, store: HubKeyStore, operator: str, wall: Callable[[], float] = time.time
+        self,
+        store: HubKeyStore,
+        operator: str,
+        passphrase: str,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.operator = operator
-        self._key, self._cert = store.operator(operator)
+        self._key, self._cert = store.operator(operator, passphrase)
         self._wall = wall
 
     def _sign(self, kind: str, device_id: str, deployment_id: str, fields: dict[str, Any]) -> bytes:

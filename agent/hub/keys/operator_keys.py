@@ -185,8 +185,9 @@ class HubKeyStore:
         write_atomic(self._operator_cert_path(name), cert, 0o644)
         return open_certificate(cert, self.root_public())
 
-    def operator(self, name: str) -> tuple[Ed25519PrivateKey, KeyCertificate]:
-        """An operator's private key and verified certificate."""
+    def operator(self, name: str, passphrase: str) -> tuple[Ed25519PrivateKey, KeyCertificate]:
+        """An operator's private key and verified certificate. ``passphrase`` unseals a
+        key kept encrypted at rest; a plaintext key file does not need it."""
         _check_name(name, "operator")
         cert_path = self._operator_cert_path(name)
         if not cert_path.exists():
@@ -209,7 +210,7 @@ class HubKeyStore:
         self, name: str, root_key: Ed25519PrivateKey, now: int | None = None
     ) -> RevocationList:
         """Add the operator's key to a new revocation list (version + 1), signed by the root."""
-        _, cert = self.operator(name)
+        _, cert = self.operator(name, "")
         current = self.revocations()
         if cert.key_id in current.revoked_key_ids:
             raise HubKeyStoreError(f"operator {name!r}: already revoked")

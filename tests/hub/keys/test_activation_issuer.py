@@ -30,7 +30,7 @@ def _body(doc: bytes) -> tuple[str, dict[str, object]]:
 
 
 def test_activation_fields(store: HubKeyStore) -> None:
-    doc = ActivationIssuer(store, "alice", wall=lambda: NOW + 5).activation(
+    doc = ActivationIssuer(store, "alice", "", wall=lambda: NOW + 5).activation(
         "lfr-a", "dep-1", 4 * 3600, 600, "ab" * 32, 0.62, "PS 1"
     )
     ptype, body = _body(doc)
@@ -44,7 +44,7 @@ def test_activation_fields(store: HubKeyStore) -> None:
 
 
 def test_stop_and_renewal_take_the_next_sequence(store: HubKeyStore) -> None:
-    issuer = ActivationIssuer(store, "bob", wall=lambda: NOW + 5)
+    issuer = ActivationIssuer(store, "bob", "", wall=lambda: NOW + 5)
     _, r = _body(issuer.renewal("lfr-a", "dep-1", 60))
     ptype, s = _body(issuer.stop("lfr-a", "dep-1", "done"))
     assert ptype == STOP_TYPE and (r["sequence"], s["sequence"]) == (1, 2)
@@ -52,11 +52,11 @@ def test_stop_and_renewal_take_the_next_sequence(store: HubKeyStore) -> None:
 
 def test_operator_role_cannot_activate(store: HubKeyStore) -> None:
     with pytest.raises(UsageError, match="needs supervisor"):
-        ActivationIssuer(store, "bob").activation("lfr-a", "d", 60, 60, "ab" * 32, 0.6, "x")
+        ActivationIssuer(store, "bob", "").activation("lfr-a", "d", 60, 60, "ab" * 32, 0.6, "x")
 
 
 def test_expired_operator_cannot_sign(store: HubKeyStore) -> None:
-    issuer = ActivationIssuer(store, "bob", wall=lambda: NOW + 31 * 86400)
+    issuer = ActivationIssuer(store, "bob", "", wall=lambda: NOW + 31 * 86400)
     with pytest.raises(UsageError, match="not valid now"):
         issuer.stop("lfr-a", "d", "")
 
@@ -77,7 +77,7 @@ def test_parse_duration_refuses(text: str) -> None:
 def test_score_kind_and_calibration_are_written_only_when_they_say_something(
     store: HubKeyStore,
 ) -> None:
-    issuer = ActivationIssuer(store, "alice", wall=lambda: NOW)
+    issuer = ActivationIssuer(store, "alice", "", wall=lambda: NOW)
     _, plain = _body(issuer.activation("lfr-a", "dep-1", 3600, 600, "ab" * 32, 0.62, "PS 1"))
     assert {"score", "target_fpir", "calibration"}.isdisjoint(plain)
     cal = Calibration(cohort_size=400, false_alerts=3, fpir=3 / 400, fpir_ci95=(0.0026, 0.0218))
@@ -115,7 +115,7 @@ def test_bad_threshold_records_are_refused_before_signing(
     small = Calibration(cohort_size=400, false_alerts=0, fpir=0.0, fpir_ci95=(0.0, 0.0095))
     if kw.get("calibration") == "small":
         kw = {**kw, "calibration": small}
-    issuer = ActivationIssuer(store, "alice", wall=lambda: NOW)
+    issuer = ActivationIssuer(store, "alice", "", wall=lambda: NOW)
     with pytest.raises(UsageError, match=message):
         issuer.activation("lfr-a", "dep-1", 3600, 600, "ab" * 32, officer="PS 1", **kw)  # type: ignore[arg-type]
     assert store.last_sequence("lfr-a") == 0  # nothing signed, no sequence used

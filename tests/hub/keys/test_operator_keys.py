@@ -26,7 +26,7 @@ def test_init_creates_the_hierarchy_with_private_keys_0600(store: HubKeyStore) -
     for rel in (ROOT_KEY_FILE, "hub-alert-x25519-key.pem", "hub-watchlist-ed25519-key.pem",
                 "operators/alice-key.pem"):  # fmt: skip
         assert stat.S_IMODE((store.dir / rel).stat().st_mode) == 0o600, rel
-    _, cert = store.operator("alice")
+    _, cert = store.operator("alice", "")
     assert cert.role == "supervisor" and cert.not_after == NOW + 365 * 86400
     root = store.root_public()
     assert store.hub_certificate("hub-alert").role == "alert"
