@@ -18,6 +18,7 @@ from agent.hub.console.pages import (
     login_page,
     public_results_page,
     reports_page,
+    signing_page,
 )
 from agent.hub.console.security_headers import SecurityHeaders
 
@@ -29,6 +30,7 @@ PAGES: list[ModuleType] = [
     fleet_page,
     reports_page,
     public_results_page,
+    signing_page,
 ]
 
 

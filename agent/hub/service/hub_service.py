@@ -34,10 +34,12 @@ from agent.hub.accounts.console_accounts import ConsoleAccounts
 from agent.hub.audit.hub_audit_log import HubAudit
 from agent.hub.console.console_app import create_console_app
 from agent.hub.console.console_context import ConsoleContext, make_templates
+from agent.hub.console.signing_sessions import SigningSessions
 from agent.hub.devices.status_tracker import StatusTracker
 from agent.hub.intake.alert_receiver import AlertReceiver, HubAlertWorker
 from agent.hub.intake.media_receiver import HubMediaWorker, MediaReceiver
 from agent.hub.intake.report_receiver import ReportReceiver
+from agent.hub.keys.operator_keys import HubKeyStore
 from agent.hub.keys.pki import certificate_common_name, hub_identity, load_certificate
 from agent.hub.service.hub_config import HubConfig
 from agent.hub.store.alert_store import AlertStore
@@ -147,6 +149,8 @@ class HubService:
 
     def run(self) -> int:
         cfg = self.cfg
+        # Unlocked signing keys live in this process only: gone when it stops.
+        signing = SigningSessions(HubKeyStore.open(Path(cfg.keys.dir)) if cfg.keys.dir else None)
         database = HubDatabase(cfg.database.url)
         store = AlertStore(database)
         audit = HubAudit.open(cfg.audit.log, cfg.audit.signing_key, cfg.audit.checkpoint_every)
@@ -160,7 +164,7 @@ class HubService:
                 task.start()
                 started.append(task)
             if cfg.console.enabled:
-                server = _web_server(cfg, store, audit)
+                server = _web_server(cfg, store, audit, signing)
                 web = threading.Thread(target=server.run, name="console", daemon=True)
                 web.start()
             audit.record("service.started", console=cfg.console.enabled)
@@ -174,6 +178,7 @@ class HubService:
             if server is not None and web is not None:
                 server.should_exit = True
                 web.join(timeout=GRACEFUL_S + 10)
+            signing.clear()
             audit.record("service.stopped")
             audit.close()
             database.close()
@@ -184,7 +189,9 @@ class HubService:
         self.stopping.set()
 
 
-def _web_server(cfg: HubConfig, store: AlertStore, audit: HubAudit) -> uvicorn.Server:
+def _web_server(
+    cfg: HubConfig, store: AlertStore, audit: HubAudit, signing: SigningSessions
+) -> uvicorn.Server:
     c = cfg.console
     for path in (c.tls_cert, c.tls_key):
         if not path.is_file():
@@ -197,7 +204,8 @@ def _web_server(cfg: HubConfig, store: AlertStore, audit: HubAudit) -> uvicorn.S
         lockout_s=c.lockout_min * 60,
     )
     maps = HubMaps(cfg.watchlists.maps_dir)
-    app = create_console_app(ConsoleContext(store, accounts, audit, make_templates(), maps))
+    ctx = ConsoleContext(store, accounts, audit, make_templates(), maps, signing=signing)
+    app = create_console_app(ctx)
     config = uvicorn.Config(
         app,
         host=c.listen_host,

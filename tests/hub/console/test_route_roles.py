@@ -58,6 +58,9 @@ EXPECTED = {
     },
     ("/results", "GET"): {"operator", "supervisor", "auditor"},
     ("/results.csv", "GET"): {"operator", "supervisor", "auditor"},
+    ("/signing", "GET"): {"operator", "supervisor"},
+    ("/signing/unlock", "POST"): {"operator", "supervisor"},
+    ("/signing/lock", "POST"): {"operator", "supervisor"},
 }
 
 
