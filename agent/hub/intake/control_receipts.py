@@ -140,8 +140,10 @@ class ReceiptWatch:
         device_key: Callable[[str], Ed25519PublicKey | None],
         *,
         device_id: str | None = None,
+        on_receipt: Callable[[ControlReceipt], None] | None = None,
     ) -> None:
         self.device_key = device_key
+        self.on_receipt = on_receipt
         self.rejected = 0
         self._cond = threading.Condition()
         self._seen: dict[str, ControlReceipt] = {}
@@ -160,6 +162,8 @@ class ReceiptWatch:
             while len(self._seen) > MAX_KEPT:
                 self._seen.pop(next(iter(self._seen)))
             self._cond.notify_all()
+        if self.on_receipt is not None:
+            self.on_receipt(receipt)
 
     def receipt(self, document_sha256: str) -> ControlReceipt | None:
         with self._cond:
