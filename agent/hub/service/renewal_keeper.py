@@ -105,7 +105,7 @@ class RenewalKeeper:
                     device=hold.device_id,
                     deployment=hold.deployment_id,
                     username=hold.username,
-                    reason=str(exc),
+                    reason=str(exc)[:200],
                 )
                 continue
             self.audit.record(
