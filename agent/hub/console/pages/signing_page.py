@@ -47,9 +47,7 @@ async def unlock(request: Request) -> Response:
     try:
         unlocked = ctx.signing.unlock(session, passphrase if isinstance(passphrase, str) else "")
     except UnlockRefused as exc:
-        ctx.audit.record(
-            "signing.unlock_refused", username=session.username, reason=str(exc)[:200]
-        )
+        ctx.audit.record("signing.unlock_refused", username=session.username, reason=str(exc)[:200])
         return _page(request, str(exc), 400)
     ctx.audit.record("signing.unlocked", username=session.username, key_role=unlocked.role)
     return RedirectResponse("/signing", status_code=303)
