@@ -2,10 +2,11 @@
 camera on a generated street scene), the shipped mosquitto config and ``lfr-hub
 serve`` as their own processes.
 
-In chromium: a supervisor logs in, unlocks the signing key, sees the deployment (its
-activation sent as ``lfr-hub publish`` would) on the Live page, presses Officers
-present and sees a renewal applied (the lease end moves), presses Stop and sees the
-stop applied, and the fleet page shows the camera closed.
+In chromium: a supervisor logs in, unlocks the signing key, plans the deployment on
+the Deployments page, publishes its notice (late: the window has begun), records an
+urgent reason and activates it; on the Live page presses Officers present and sees a
+renewal applied (the lease end moves), presses Stop and sees the stop applied, and the
+fleet page shows the camera closed.
 
 Without a browser: the hub service is killed (SIGKILL) during a live hold; no renewal
 follows, so the agent closes its camera at its lease end; the hub restarted, every
@@ -14,6 +15,7 @@ alert the camera sealed is stored exactly once. Screenshots go to var/screenshot
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import signal
@@ -135,15 +137,27 @@ def hold_site(
         tmp_path / "hub",
         broker=BrokerLink(f"127.0.0.1:{mqtt_broker.port}", mqtt_broker.pki_dir, alert_key),
     )
+    maps = tmp_path / "hub" / "watchlists"
     with hub.config.open("a") as config:
         config.write(
             f'\n[keys]\ndir = "{site.hub_dir}"\n\n[hold]\nconfirm_every_s = {CONFIRM_EVERY_S}\n'
-            f"renew_every_s = {RENEW_EVERY_S}\nlease_s = {LEASE_S}\n"
+            f'renew_every_s = {RENEW_EVERY_S}\nlease_s = {LEASE_S}\n\n[watchlists]\nmaps_dir = "{maps}"\n'
         )
     store = AlertStore(str(hub.db_path))
     store.register_device_key(DEV, site.device_keys.signing_public)
     store.close()
     bundle = watchlist_for(site, shared_data, models_dir)
+    maps.mkdir()
+    # What 'lfr-hub watchlist build' writes beside the sealed list (its entries left out).
+    hub_map = {
+        "watchlist_hash": bundle.watchlist_hash,
+        "deployment_id": DEPLOYMENT,
+        "devices": [DEV],
+        "entries": 1,
+        "expires_at": time.time() + 3600,
+        "refs": {},
+    }
+    (maps / "street.sealed.hub-map.json").write_text(json.dumps(hub_map))
     site.write_device_config(scene, fps=10, loop=True, matching="cooldown_s = 0")
     control = site.hub_link("tester")
     control.start()
@@ -230,8 +244,23 @@ def test_a_supervisor_holds_then_stops_a_deployment_in_the_browser(hold_site: Ho
             expect(page.locator("#signing-state")).to_contain_text("Unlocked: the key of sam")
             page.screenshot(path=str(SCREENSHOTS / "console-signing-unlocked.png"))
 
+            page.click("text=Deployments")
+            now = dt.datetime.now(dt.UTC)
+            page.fill("input[name=window_start]", f"{now - dt.timedelta(minutes=2):%Y-%m-%dT%H:%M}")
+            page.fill("input[name=window_end]", f"{now + dt.timedelta(hours=1):%Y-%m-%dT%H:%M}")
+            page.fill("input[name=officer]", "Insp. Jane Doe")
+            page.fill("input[name=place]", "Market Street")
+            page.click("form.plan button")
+            plan = page.locator(f"tr[data-deployment={DEPLOYMENT}]")
+            page.screenshot(path=str(SCREENSHOTS / "console-deployments.png"), full_page=True)
+            plan.locator("button.publish").click()
+            plan.locator("input[name=reason]").fill("Missing person seen at the market")
+            plan.locator("button.urgent").click()
+            expect(plan.locator(".urgent")).to_contain_text("Missing person")
+            plan.locator("button.activate").click()
+            expect(page.locator("#deployment-error")).to_have_count(0)
+
             page.click("text=Live")
-            hold_site.activate()
             row = page.locator(f"#poll-rows tr[data-deployment={DEPLOYMENT}]")
             expect(row).to_have_count(1, timeout=30_000)  # the camera's receipt arrived
             expect(row.locator("td.camera")).to_have_text(re.compile("open|armed"))
@@ -260,6 +289,10 @@ def test_a_supervisor_holds_then_stops_a_deployment_in_the_browser(hold_site: Ho
             expect(fleet.locator("td.state")).to_have_text(re.compile("closed|idle"))
             expect(fleet.locator("td.lease")).to_have_text("closed: stopped")
             page.screenshot(path=str(SCREENSHOTS / "console-fleet-closed.png"), full_page=True)
+
+            page.goto(f"{hub.url}/notices")
+            expect(page.locator("table.notices")).to_contain_text("Market Street")
+            page.screenshot(path=str(SCREENSHOTS / "console-public-notices.png"), full_page=True)
         finally:
             browser.close()
 
@@ -267,8 +300,9 @@ def test_a_supervisor_holds_then_stops_a_deployment_in_the_browser(hold_site: Ho
     assert [e["reason"] for e in ended] == ["stopped"]
     assert hold_site.hub_audit("hold.confirmed")[0]["fields"]["username"] == SUPERVISOR
     renewed = hold_site.hub_audit("deployment.renewed")
-    assert len(renewed) >= 2 and {r["fields"]["username"] for r in renewed} == {SUPERVISOR}
+    assert renewed and {r["fields"]["username"] for r in renewed} == {SUPERVISOR}
     assert hold_site.hub_audit("deployment.stop")[0]["fields"]["deployment"] == DEPLOYMENT
+    assert hold_site.hub_audit("deployment.urgent_override")[0]["fields"]["username"] == SUPERVISOR
 
 
 def test_a_killed_hub_renews_nothing_the_camera_closes_and_no_alert_is_lost(
