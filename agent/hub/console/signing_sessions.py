@@ -63,7 +63,7 @@ class SigningSessions:
         if not (self.keys.dir / OPERATORS_DIR / f"{name}-key.pem").is_file():
             raise UnlockRefused(
                 f"there is no operator signing key for {name}: ask a key custodian to add "
-                f"one (lfr-hub keys add-operator {name})"
+                f"one (lfr-hub operator add --name {name})"
             )
         if len(passphrase) > MAX_PASSPHRASE:
             raise UnlockRefused("the passphrase is too long")
