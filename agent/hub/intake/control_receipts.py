@@ -157,13 +157,14 @@ class ReceiptWatch:
             self.rejected += 1
             log.warning("%s", exc)
             return
+        # Followers first: whoever waits for this receipt then finds them up to date.
+        if self.on_receipt is not None:
+            self.on_receipt(receipt)
         with self._cond:
             self._seen[receipt.document_sha256] = receipt
             while len(self._seen) > MAX_KEPT:
                 self._seen.pop(next(iter(self._seen)))
             self._cond.notify_all()
-        if self.on_receipt is not None:
-            self.on_receipt(receipt)
 
     def receipt(self, document_sha256: str) -> ControlReceipt | None:
         with self._cond:

@@ -79,10 +79,17 @@ class RenewalKeeper:
         for gone in self.signing.prune(self.accounts.live_session_keys()):
             self.audit.record("signing.locked", username=gone.username, reason="session ended")
         now = self.clock()
+        live = self.channel.book.live()
+        live_keys = {lease.key for lease in live}
+        # What ended needs no more bookkeeping: a later activation starts afresh.
+        for key in self.holds.snapshot():
+            if key not in live_keys:
+                self.holds.release(*key)
+        self._sent = {k: t for k, t in self._sent.items() if k in live_keys}
         due = renewals_due(
             now,
             self.holds.snapshot(),
-            self.channel.book.live(),
+            live,
             signers=self.signing.unlocked_keys(),
             last_sent=self._sent,
             timing=self.timing,
