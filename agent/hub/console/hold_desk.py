@@ -29,4 +29,7 @@ class HoldDesk:
     def stops_waiting(self) -> set[tuple[str, str]]:
         """Deployments whose stop went out and whose camera has not yet receipted it."""
         with self._lock:
-            return {k for k, sha in self._stops.items() if self.channel.receipt(sha) is None}
+            for key, sha in list(self._stops.items()):
+                if self.channel.receipt(sha) is not None:  # receipted: the book shows it
+                    del self._stops[key]
+            return set(self._stops)
