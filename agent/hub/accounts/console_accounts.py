@@ -133,6 +133,11 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def session_key(token: str) -> str:
+    """What names a session in this process's memory (its token's SHA-256, as stored)."""
+    return _token_hash(token)
+
+
 class ConsoleAccounts:
     def __init__(
         self,
@@ -341,6 +346,24 @@ class ConsoleAccounts:
                 .values(last_seen=now)
             )
         return Session(token, str(username), str(role), str(csrf), float(created), now)
+
+    def live_session_keys(self) -> frozenset[str]:
+        """The ``session_key`` of every session that may still act: not idle or past its
+        shift, its user neither disabled nor locked out (a lock-out leaves the session's
+        pages readable until they end, but it may no longer sign)."""
+        now = self.clock()
+        with self.database.read() as db:
+            rows = db.execute(
+                select(console_sessions.c.token_sha256)
+                .join(console_users, console_users.c.username == console_sessions.c.username)
+                .where(
+                    console_sessions.c.last_seen >= now - self.idle_s,
+                    console_sessions.c.created_at >= now - self.max_s,
+                    console_users.c.disabled.is_(False),
+                    console_users.c.locked_until <= now,
+                )
+            ).all()
+        return frozenset(str(r[0]) for r in rows)
 
     def logout(self, token: str) -> None:
         with self.database.write() as db:

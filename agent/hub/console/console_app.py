@@ -13,11 +13,15 @@ from agent.hub.console.console_context import STATIC_DIR, ConsoleContext
 from agent.hub.console.pages import (
     alert_queue_page,
     alert_review_page,
+    deployments_page,
     fleet_page,
     legal_hold_page,
+    live_page,
     login_page,
+    public_notices_page,
     public_results_page,
     reports_page,
+    signing_page,
 )
 from agent.hub.console.security_headers import SecurityHeaders
 
@@ -27,8 +31,12 @@ PAGES: list[ModuleType] = [
     alert_review_page,
     legal_hold_page,
     fleet_page,
+    live_page,
+    deployments_page,
     reports_page,
     public_results_page,
+    public_notices_page,
+    signing_page,
 ]
 
 

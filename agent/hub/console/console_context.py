@@ -12,7 +12,9 @@ from starlette.templating import Jinja2Templates
 
 from agent.hub.accounts.console_accounts import ConsoleAccounts
 from agent.hub.audit.hub_audit_log import HubAudit
+from agent.hub.console.hold_desk import HoldDesk
 from agent.hub.console.login_rate_limit import LoginRateLimit
+from agent.hub.console.signing_sessions import SigningSessions
 from agent.hub.store.alert_store import AlertStore
 from agent.hub.store.media_store import MediaStore
 from agent.hub.store.report_store import DeploymentReportStore
@@ -48,6 +50,10 @@ class ConsoleContext:
     templates: Jinja2Templates
     hub_maps: HubMaps | None = None
     login_limit: LoginRateLimit = field(default_factory=LoginRateLimit)
+    #: Signing keys unlocked per session (none: the console signs nothing).
+    signing: SigningSessions = field(default_factory=lambda: SigningSessions(None))
+    #: Live deployments, holds and stops (None: this process has no broker connection).
+    hold_desk: HoldDesk | None = None
     #: Alert clips (and recording segments): the same database as ``alerts``.
     media: MediaStore = field(init=False)
     #: Deployment reports: the same database as ``alerts``.

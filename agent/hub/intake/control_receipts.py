@@ -140,8 +140,10 @@ class ReceiptWatch:
         device_key: Callable[[str], Ed25519PublicKey | None],
         *,
         device_id: str | None = None,
+        on_receipt: Callable[[ControlReceipt], None] | None = None,
     ) -> None:
         self.device_key = device_key
+        self.on_receipt = on_receipt
         self.rejected = 0
         self._cond = threading.Condition()
         self._seen: dict[str, ControlReceipt] = {}
@@ -155,6 +157,9 @@ class ReceiptWatch:
             self.rejected += 1
             log.warning("%s", exc)
             return
+        # Followers first: whoever waits for this receipt then finds them up to date.
+        if self.on_receipt is not None:
+            self.on_receipt(receipt)
         with self._cond:
             self._seen[receipt.document_sha256] = receipt
             while len(self._seen) > MAX_KEPT:

@@ -65,6 +65,11 @@ class ActivationIssuer:
         self._key, self._cert = store.operator(operator, passphrase)
         self._wall = wall
 
+    @property
+    def role(self) -> str:
+        """The role the operator's certificate gives: what this issuer may sign."""
+        return self._cert.role
+
     def _sign(self, kind: str, device_id: str, deployment_id: str, fields: dict[str, Any]) -> bytes:
         if self._cert.role not in ROLE_PERMISSIONS[kind]:
             raise UsageError(

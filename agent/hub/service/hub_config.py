@@ -97,6 +97,39 @@ class WatchlistsSection:
 
 
 @dataclass(frozen=True)
+class KeysSection:
+    """The hub key folder the console signs activations, renewals and stops from."""
+
+    dir: str = spec(
+        "",
+        "Hub key folder (lfr-hub keys init --dir): a console user unlocks, with its passphrase, the operator key of the same name, for that session only; empty: the console signs nothing.",
+        pattern=r"^(/[^\x00]*)?$",
+        example="/etc/lfr-hub/keys",
+    )
+
+
+@dataclass(frozen=True)
+class HoldSection:
+    """Officers-present hold: renewals only while officers confirm from an unlocked session."""
+
+    confirm_every_s: float = spec(
+        120.0,
+        "A confirmation ('Officers present') keeps renewals going for this long.",
+        min=10,
+        max=3600,
+    )
+    renew_every_s: float = spec(
+        60.0, "How often a held deployment's lease is renewed.", min=1, max=3600
+    )
+    lease_s: int = spec(
+        300,
+        "Lease each renewal (and console activation) grants: the camera closes this long after the last one it applied. At least 3 × renew_every_s.",
+        min=10,
+        max=86400,
+    )
+
+
+@dataclass(frozen=True)
 class AuditSection:
     """The hub audit log: hash-chained, with checkpoints signed by the hub audit key."""
 
@@ -123,6 +156,8 @@ class HubConfig:
     broker: BrokerSection = field(default_factory=BrokerSection)
     console: ConsoleSection = field(default_factory=ConsoleSection)
     watchlists: WatchlistsSection = field(default_factory=WatchlistsSection)
+    keys: KeysSection = field(default_factory=KeysSection)
+    hold: HoldSection = field(default_factory=HoldSection)
     audit: AuditSection = field(default_factory=AuditSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
     source: Path | None = None
@@ -147,6 +182,11 @@ def parse_hub_config(raw: dict[str, Any], source: Path | None = None) -> HubConf
         c = sections.get("console")
         if c is not None and c.session_idle_min > c.session_max_h * 60:
             problems.append("console.session_idle_min: must not exceed console.session_max_h")
+        h = sections.get("hold")
+        if h is not None and h.lease_s < 3 * h.renew_every_s:
+            # Renewed well before the lease ends: two lost renewals in a row still do not
+            # close a camera whose officers are present.
+            problems.append("hold.lease_s: must be at least 3 × hold.renew_every_s")
     if problems:
         raise ConfigError(problems)
     return HubConfig(**sections, source=source)

@@ -7,6 +7,8 @@ It runs, under one supervisor:
   subscription when several workers split the alerts;
 - the device status tracker (``agent/hub/devices/status_tracker.py``): retained
   statuses and last wills, for the fleet page;
+- the renewal keeper (``agent/hub/service/renewal_keeper.py``): renews a live
+  deployment's lease only while officers are confirmed present from the console;
 - the web console (uvicorn, HTTPS only) on the same hub database.
 
 SIGTERM or SIGINT stops it gracefully: the intake first (no new messages are taken;
@@ -34,12 +36,19 @@ from agent.hub.accounts.console_accounts import ConsoleAccounts
 from agent.hub.audit.hub_audit_log import HubAudit
 from agent.hub.console.console_app import create_console_app
 from agent.hub.console.console_context import ConsoleContext, make_templates
+from agent.hub.console.hold_desk import HoldDesk
+from agent.hub.console.signing_sessions import SigningSessions
+from agent.hub.devices.live_leases import LeaseBook
+from agent.hub.devices.officer_holds import HoldTiming, OfficerHolds
 from agent.hub.devices.status_tracker import StatusTracker
 from agent.hub.intake.alert_receiver import AlertReceiver, HubAlertWorker
 from agent.hub.intake.media_receiver import HubMediaWorker, MediaReceiver
 from agent.hub.intake.report_receiver import ReportReceiver
+from agent.hub.keys.operator_keys import HubKeyStore
 from agent.hub.keys.pki import certificate_common_name, hub_identity, load_certificate
+from agent.hub.service.control_channel import ControlChannel
 from agent.hub.service.hub_config import HubConfig
+from agent.hub.service.renewal_keeper import RenewalKeeper
 from agent.hub.store.alert_store import AlertStore
 from agent.hub.store.database import HubDatabase
 from agent.hub.store.device_status_store import DeviceStatusStore
@@ -161,20 +170,39 @@ class HubService:
 
     def run(self) -> int:
         cfg = self.cfg
+        # Unlocked signing keys live in this process only: gone when it stops.
+        signing = SigningSessions(HubKeyStore.open(Path(cfg.keys.dir)) if cfg.keys.dir else None)
         database = HubDatabase(cfg.database.url)
         store = AlertStore(database)
         audit = HubAudit.open(cfg.audit.log, cfg.audit.signing_key, cfg.audit.checkpoint_every)
+        accounts = _accounts(cfg, database)
+        desk: HoldDesk | None = None
         server: uvicorn.Server | None = None
         web: threading.Thread | None = None
         started: list[BackgroundTask] = []
         try:
             if cfg.broker.enabled:
-                self.tasks.insert(0, MqttIntake(cfg, store, audit))
+                intake = MqttIntake(cfg, store, audit)
+                desk = _hold_desk(cfg, intake.link, store)
+                keeper = RenewalKeeper(
+                    desk.channel, desk.holds, signing, accounts, audit, desk.timing
+                )
+                # Started in this order, stopped in reverse: the keeper before the link.
+                self.tasks[0:0] = [intake, keeper]
             for task in self.tasks:
                 task.start()
                 started.append(task)
             if cfg.console.enabled:
-                server = _web_server(cfg, store, audit)
+                ctx = ConsoleContext(
+                    store,
+                    accounts,
+                    audit,
+                    make_templates(),
+                    HubMaps(cfg.watchlists.maps_dir),
+                    signing=signing,
+                    hold_desk=desk,
+                )
+                server = _web_server(cfg, ctx)
                 web = threading.Thread(target=server.run, name="console", daemon=True)
                 web.start()
             audit.record("service.started", console=cfg.console.enabled)
@@ -188,6 +216,7 @@ class HubService:
             if server is not None and web is not None:
                 server.should_exit = True
                 web.join(timeout=GRACEFUL_S + 10)
+            signing.clear()
             audit.record("service.stopped")
             audit.close()
             database.close()
@@ -198,20 +227,32 @@ class HubService:
         self.stopping.set()
 
 
-def _web_server(cfg: HubConfig, store: AlertStore, audit: HubAudit) -> uvicorn.Server:
+def _accounts(cfg: HubConfig, database: HubDatabase) -> ConsoleAccounts:
     c = cfg.console
-    for path in (c.tls_cert, c.tls_key):
-        if not path.is_file():
-            raise LfrError(f"console: {path}: file not found (the console serves HTTPS only)")
-    accounts = ConsoleAccounts(
-        store.database,
+    return ConsoleAccounts(
+        database,
         idle_s=c.session_idle_min * 60,
         max_s=c.session_max_h * 3600,
         max_failures=c.login_max_failures,
         lockout_s=c.lockout_min * 60,
     )
-    maps = HubMaps(cfg.watchlists.maps_dir)
-    app = create_console_app(ConsoleContext(store, accounts, audit, make_templates(), maps))
+
+
+def _hold_desk(cfg: HubConfig, link: MqttLink, store: AlertStore) -> HoldDesk:
+    """The lease book fed by the cameras' receipts on ``link``, the officers' holds and
+    the channel renewals and stops go out on."""
+    book = LeaseBook()
+    h = cfg.hold
+    timing = HoldTiming(h.confirm_every_s, h.renew_every_s, h.lease_s)
+    return HoldDesk(book, OfficerHolds(), ControlChannel(link, store.device_key, book), timing)
+
+
+def _web_server(cfg: HubConfig, ctx: ConsoleContext) -> uvicorn.Server:
+    c = cfg.console
+    for path in (c.tls_cert, c.tls_key):
+        if not path.is_file():
+            raise LfrError(f"console: {path}: file not found (the console serves HTTPS only)")
+    app = create_console_app(ctx)
     config = uvicorn.Config(
         app,
         host=c.listen_host,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from agent.hub.store import (
     alert_tables,
     console_tables,
+    deployment_tables,
     device_status_tables,
     legal_hold_tables,
     media_tables,
@@ -22,6 +23,7 @@ from agent.hub.store.metadata import metadata
 __all__ = [
     "alert_tables",
     "console_tables",
+    "deployment_tables",
     "device_status_tables",
     "legal_hold_tables",
     "media_tables",

@@ -1,6 +1,8 @@
 """The public results of the deployments that ended in a period, as forces publish them:
 one row per deployment report (date, camera, deployment, duration, watchlist size, faces
-seen, alerts, and the alerts by adjudication outcome, and how many are on legal hold). No personal data: no subject
+seen, alerts, and the alerts by adjudication outcome, how many are on legal hold, and the
+urgent reason a supervisor recorded to go ahead without a public notice published before
+the window start, if any). No personal data: no subject
 labels, no crops, no officer or operator names — the rows are built from the reports'
 aggregate figures and the count of each outcome, nothing else.
 
@@ -18,6 +20,7 @@ from dataclasses import astuple, dataclass, fields
 
 from agent.errors import UsageError
 from agent.hub.store.alert_store import AlertStore
+from agent.hub.store.deployment_store import DeploymentStore
 from agent.hub.store.legal_hold_store import LegalHoldStore
 from agent.hub.store.report_store import DeploymentReportStore, StoredReport
 
@@ -81,8 +84,22 @@ class ResultRow:
     purged: int
     #: Alerts kept past the retention period under a legal hold (count only).
     on_hold: int
+    #: Why it went ahead without a public notice in advance ("" when it had one).
+    urgent_override: str
 
 
+#: The columns summed in the totals.
+COUNTED = (
+    "duration_min",
+    "watchlist_size",
+    "faces_seen",
+    "alerts",
+    "true_alerts",
+    "false_alerts",
+    "undecided",
+    "purged",
+    "on_hold",
+)
 COLUMNS = tuple(f.name for f in fields(ResultRow))
 
 
@@ -90,7 +107,8 @@ def public_results(
     reports: DeploymentReportStore, alerts: AlertStore, period: Period
 ) -> list[ResultRow]:
     holds = LegalHoldStore(alerts.database)
-    return [_row(r, alerts, holds) for r in reports.between(period.start, period.end)]
+    plans = DeploymentStore(alerts.database)
+    return [_row(r, alerts, holds, plans) for r in reports.between(period.start, period.end)]
 
 
 def _int(body: dict[str, object], key: str) -> int:
@@ -98,7 +116,16 @@ def _int(body: dict[str, object], key: str) -> int:
     return int(value) if isinstance(value, int | float) else 0
 
 
-def _row(report: StoredReport, alerts: AlertStore, holds: LegalHoldStore) -> ResultRow:
+def _urgent_override(plans: DeploymentStore, report: StoredReport) -> str:
+    plan = plans.get(report.deployment_id)
+    if plan is None or plan.device_id != report.device_id:
+        return ""
+    return plan.urgent_reason or ""
+
+
+def _row(
+    report: StoredReport, alerts: AlertStore, holds: LegalHoldStore, plans: DeploymentStore
+) -> ResultRow:
     body = report.body
     closed = body.get("closed_at")
     closed_at = float(closed) if isinstance(closed, int | float) else report.received_at
@@ -122,6 +149,7 @@ def _row(report: StoredReport, alerts: AlertStore, holds: LegalHoldStore) -> Res
         undecided=undecided,
         purged=max(0, reported - true_n - false_n - undecided),
         on_hold=holds.count_held(report.device_id, report.deployment_id),
+        urgent_override=_urgent_override(plans, report),
     )
 
 
@@ -143,5 +171,4 @@ def results_csv(rows: list[ResultRow]) -> str:
 
 def totals(rows: list[ResultRow]) -> dict[str, int]:
     """The period's totals of the counted columns."""
-    counted = COLUMNS[3:]
-    return {c: sum(int(getattr(r, c)) for r in rows) for c in counted}
+    return {c: sum(int(getattr(r, c)) for r in rows) for c in COUNTED}

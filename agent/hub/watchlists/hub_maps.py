@@ -29,14 +29,26 @@ class WatchlistEntry:
     photos: tuple[Path, ...]
 
 
+@dataclass(frozen=True)
+class WatchlistSummary:
+    """What a deployment plan needs of a built watchlist (no entry of it)."""
+
+    file: str
+    watchlist_hash: str
+    deployment_id: str
+    devices: tuple[str, ...]
+    entries: int
+    expires_at: float
+
+
 class HubMaps:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def entry(self, deployment_id: str, ref: str) -> WatchlistEntry | None:
-        """The entry ``ref`` of the map built for ``deployment_id``, or None."""
+    def _maps(self) -> list[tuple[Path, dict[str, object]]]:
         if not self.folder.is_dir():
-            return None
+            return []
+        found = []
         for path in sorted(self.folder.glob(f"*{MAP_SUFFIX}")):
             try:
                 if path.stat().st_size > MAX_MAP_BYTES:
@@ -45,9 +57,38 @@ class HubMaps:
             except (OSError, ValueError) as exc:
                 log.warning("hub map %s skipped: %s", path, exc)
                 continue
-            if not isinstance(doc, dict) or doc.get("deployment_id") != deployment_id:
+            if isinstance(doc, dict):
+                found.append((path, doc))
+        return found
+
+    def watchlists(self) -> list[WatchlistSummary]:
+        """Every watchlist built for the hub, by file name."""
+        found = []
+        for path, doc in self._maps():
+            devices, entries, expires = (
+                doc.get("devices"),
+                doc.get("entries"),
+                doc.get("expires_at"),
+            )
+            summary = WatchlistSummary(
+                path.name.removesuffix(MAP_SUFFIX),
+                str(doc.get("watchlist_hash", "")),
+                str(doc.get("deployment_id", "")),
+                tuple(str(d) for d in devices) if isinstance(devices, list) else (),
+                entries if isinstance(entries, int) else 0,
+                float(expires) if isinstance(expires, int | float) else 0.0,
+            )
+            if summary.watchlist_hash and summary.deployment_id:
+                found.append(summary)
+        return found
+
+    def entry(self, deployment_id: str, ref: str) -> WatchlistEntry | None:
+        """The entry ``ref`` of the map built for ``deployment_id``, or None."""
+        for _, doc in self._maps():
+            if doc.get("deployment_id") != deployment_id:
                 continue
-            found = (doc.get("refs") or {}).get(ref)
+            refs = doc.get("refs")
+            found = refs.get(ref) if isinstance(refs, dict) else None
             if isinstance(found, dict):
                 photos = tuple(Path(p) for p in found.get("photos", []) if isinstance(p, str))
                 return WatchlistEntry(

@@ -137,6 +137,7 @@ def test_results_csv_counts_outcomes_and_holds_no_personal_data(console: Console
             "undecided": "1",
             "purged": "1",
             "on_hold": "1",
+            "urgent_override": "",
         }
     ]
     for personal in ("W-0001", OFFICER, "olive", "sam", "op-key-1", "CASE-77"):

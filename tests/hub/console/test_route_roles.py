@@ -30,8 +30,13 @@ from agent.hub.watchlists.hub_maps import HubMaps
 from agent.trust.alert_envelope import open_alert, seal_alert
 
 KEYS = AlertKeys.generate()
-#: Routes anyone may reach (the login form itself).
-PUBLIC = {("/login", "GET"), ("/login", "POST")}
+#: Routes anyone may reach (the login form and the public notices).
+PUBLIC = {
+    ("/login", "GET"),
+    ("/login", "POST"),
+    ("/notices", "GET"),
+    ("/notices.json", "GET"),
+}
 #: Who may call each guarded route; every route of the app must be listed.
 EXPECTED = {
     ("/logout", "POST"): {"operator", "supervisor", "auditor"},
@@ -58,6 +63,18 @@ EXPECTED = {
     },
     ("/results", "GET"): {"operator", "supervisor", "auditor"},
     ("/results.csv", "GET"): {"operator", "supervisor", "auditor"},
+    ("/deployments", "GET"): {"operator", "supervisor", "auditor"},
+    ("/deployments", "POST"): {"operator", "supervisor"},
+    ("/deployments/{deployment_id}/notice", "POST"): {"supervisor"},
+    ("/deployments/{deployment_id}/urgent", "POST"): {"supervisor"},
+    ("/deployments/{deployment_id}/activate", "POST"): {"supervisor"},
+    ("/live", "GET"): {"operator", "supervisor", "auditor"},
+    ("/live/rows", "GET"): {"operator", "supervisor", "auditor"},
+    ("/live/{device_id}/{deployment_id}/confirm", "POST"): {"operator", "supervisor"},
+    ("/live/{device_id}/{deployment_id}/stop", "POST"): {"operator", "supervisor"},
+    ("/signing", "GET"): {"operator", "supervisor"},
+    ("/signing/unlock", "POST"): {"operator", "supervisor"},
+    ("/signing/lock", "POST"): {"operator", "supervisor"},
 }
 
 

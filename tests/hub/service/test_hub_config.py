@@ -29,6 +29,9 @@ def test_shipped_example_is_the_generated_one_and_valid() -> None:
         ('[broker]\nidentity = "Main!"', "broker.identity: does not match"),
         ("[console]\nsession_idle_min = 600\nsession_max_h = 1", "must not exceed"),
         ('[logging]\nlevel = "loud"', "logging.level: must be one of"),
+        ("[hold]\nrenew_every_s = 60\nlease_s = 120", "hold.lease_s: must be at least 3 ×"),
+        ("[hold]\nlease_s = 5", "hold.lease_s: must be 10–86400, got 5"),
+        ('[keys]\ndir = "relative/keys"', "keys.dir: does not match"),
     ],
 )
 def test_bad_values_are_named(toml: str, problem: str) -> None:

@@ -94,3 +94,17 @@ def test_user_commands(tmp_path: Path) -> None:
     )
     audit = hub.audit_log.read_text()
     assert '"user.added"' in audit and '"user.disabled"' in audit
+
+
+def test_a_key_folder_that_is_not_one_is_one_line(tmp_path: Path) -> None:
+    hub = make_hub(tmp_path)
+    with hub.config.open("a") as config:
+        config.write(f'\n[keys]\ndir = "{tmp_path / "nokeys"}"\n')
+    r = subprocess.run(
+        lfr_hub("serve", "--config", str(hub.config)), capture_output=True, text=True
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith(
+        f"lfr-hub: error: keys: {tmp_path / 'nokeys'}: no hub key store"
+    )
+    assert len(r.stderr.strip().splitlines()) == 1

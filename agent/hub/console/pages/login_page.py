@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from agent.hub.accounts.console_accounts import session_key
 from agent.hub.console.access_control import (
     COOKIE,
     MAX_FORM_BYTES,
@@ -79,6 +80,8 @@ def logout(request: Request) -> Response:
     session = request.state.session
     ctx.accounts.logout(session.token)
     ctx.audit.record("console.logout", username=session.username)
+    if ctx.signing.drop(session_key(session.token)) is not None:
+        ctx.audit.record("signing.locked", username=session.username, reason="logged out")
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
     return response
