@@ -301,7 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  mosquitto listening on {broker_addr} (config {broker.conf_path})")
         hub_tls: list[str | Path] = ["--broker", broker_addr, "--pki-dir", pki]
         # The broker allows nothing it was not told to: each hub process its role.
-        run([lfr_hub, "broker", "grant", "--hub", "main", "--role", "intake", *hub_tls])
+        # The service also publishes (the console's stops and the officers-present renewals).
+        run([lfr_hub, "broker", "grant", "--hub", "main", "--role", "intake", "--role", "control",
+             *hub_tls])  # fmt: skip
         run([lfr_hub, "broker", "grant", "--hub", "publish", "--role", "control", *hub_tls])
 
         say("3. Device: enrolment, with keys born on the device")
@@ -596,6 +598,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 DEMO_USER, DEMO_PASSWORD = "demo-operator", "demo password only"
+# The supervisor's console account has the name of the demo's operator key, so it can
+# unlock that key (passphrase DEMO_PASSPHRASE) and plan, activate, hold and stop from
+# the console's Deployments and Live pages.
+DEMO_SUPERVISOR, DEMO_SUPERVISOR_PASSWORD = "supervisor-1", "demo supervisor password"
 
 
 @dataclass(frozen=True)
@@ -604,6 +610,7 @@ class DemoConsole:
     url: str
     ca: Path
     totp_uri: str
+    supervisor_totp_uri: str
 
 
 def prepare_console(lfr_hub: Path, hub: Path, pki: Path, broker_addr: str) -> DemoConsole:
@@ -633,6 +640,9 @@ tls_key = "{pki / "console-key.pem"}"
 [watchlists]
 maps_dir = "{hub}"
 
+[keys]
+dir = "{hub / "keys"}"
+
 [audit]
 log = "{hub / "audit" / "hub-audit.jsonl"}"
 signing_key = "{hub / "keys" / "hub-audit-key.pem"}"
@@ -641,26 +651,21 @@ signing_key = "{hub / "keys" / "hub-audit-key.pem"}"
 level = "warning"
 """
     )
-    show([str(lfr_hub), "user", "add", DEMO_USER, "--role", "operator", "--config", str(config)])
-    added = subprocess.run(
-        [
-            lfr_hub,
-            "user",
-            "add",
-            DEMO_USER,
-            "--role",
-            "operator",
-            "--config",
-            config,
-            "--password-stdin",
-        ],
-        input=DEMO_PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    uri = next(line for line in added.stdout.splitlines() if line.startswith("otpauth://"))
-    return DemoConsole(config, f"https://127.0.0.1:{port}", pki / "ca.pem", uri)
+    uris = []
+    for user, role, password in (
+        (DEMO_USER, "operator", DEMO_PASSWORD),
+        (DEMO_SUPERVISOR, "supervisor", DEMO_SUPERVISOR_PASSWORD),
+    ):
+        show([str(lfr_hub), "user", "add", user, "--role", role, "--config", str(config)])
+        added = subprocess.run(
+            [lfr_hub, "user", "add", user, "--role", role, "--config", config, "--password-stdin"],
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        uris.append(next(ln for ln in added.stdout.splitlines() if ln.startswith("otpauth://")))
+    return DemoConsole(config, f"https://127.0.0.1:{port}", pki / "ca.pem", uris[0], uris[1])
 
 
 def console_up(console: DemoConsole) -> bool:
@@ -677,6 +682,12 @@ def print_console_login(console: DemoConsole) -> None:
     print(f"\nConsole:             {console.url}  (trust {console.ca}, or accept the warning)")
     print(f"Demo login:          {DEMO_USER} / {DEMO_PASSWORD}")
     print(f"Its TOTP key:        {secret}  (authenticator app, or: oathtool --totp -b {secret})")
+    query = urllib.parse.urlsplit(console.supervisor_totp_uri).query
+    sup_secret = urllib.parse.parse_qs(query)["secret"][0]
+    print(
+        f"Supervisor login:    {DEMO_SUPERVISOR} / {DEMO_SUPERVISOR_PASSWORD}, TOTP key {sup_secret}"
+    )
+    print(f"Its signing key:     unlock on the Signing page with '{DEMO_PASSPHRASE}'")
 
 
 def hold_open() -> bool:
