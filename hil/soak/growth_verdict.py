@@ -29,11 +29,20 @@ means: a cycle that comes back to where it was then has no slope at all, and a l
 it still shows, cycle after cycle.
 
 Rates measured over a 10-second interval (CPU use, log lines per minute, frames per
-second) jump from sample to sample far more than a level such as memory does. Their
-budgets carry ``noise_se``: the slope is first moved that many standard errors towards
-zero, so only growth that sampling noise cannot explain counts (with 2, a flat but noisy
-CPU curve passes; a climbing one still fails). Levels keep ``noise_se = 0``: any slope
-of theirs counts.
+second) jump from sample to sample far more than a level such as memory does, and on a
+shared machine they also drift with everyone else's load for minutes at a time, so
+neighbouring samples are not independent and their scatter understates the noise. A
+rate is therefore averaged over ``RATE_BLOCKS`` consecutive blocks of the window first
+and the line and its standard error come from the block
+means. Their budgets carry ``noise_se``: the slope is moved that many standard errors
+towards zero, so only growth that the noise cannot explain counts (with 2, a flat
+curve under a machine whose load comes and goes passes; one that climbs block after
+block still fails). Levels keep ``noise_se = 0``: any slope of theirs counts.
+
+Counts of things a process holds (open descriptors, threads) are judged on their floor:
+the least value in each block of ``FLOOR_BLOCK_S`` seconds. A descriptor or thread that
+leaks stays and lifts every later floor; one that lives for a moment (a reconnect, a
+file opened and closed between two samples) does not, and must not tilt the line.
 """
 
 from __future__ import annotations
@@ -52,6 +61,10 @@ MIN_WINDOW_SAMPLES = 6
 MIN_CYCLE_CORRELATION = 0.5
 #: At least this many whole cycles in the window, or the samples are fitted as they are.
 MIN_CYCLES = 3
+#: Rates are averaged over this many blocks of the window before the fit.
+RATE_BLOCKS = 10
+#: Counts are judged on their least value in each block of this many seconds.
+FLOOR_BLOCK_S = 60.0
 PASS, FAIL, INFO = "pass", "fail", "info"
 KINDS = ("relative", "absolute", "decline", "per", "info")
 
@@ -64,6 +77,7 @@ class Budget:
     limit: float = 0.0
     per: str = ""  # the other resource, for kind "per"
     noise_se: float = 0.0  # standard errors of the slope forgiven as noise (rates only)
+    floor: bool = False  # judge the least value of each minute (counts a process holds)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -72,6 +86,8 @@ class Budget:
             raise ValueError("a 'per' budget names the resource it is per")
         if not 0.0 <= self.noise_se <= 5.0:
             raise ValueError(f"noise_se {self.noise_se:g}: between 0 and 5 standard errors")
+        if self.floor and self.noise_se:
+            raise ValueError("a budget is on a count's floor or on a noisy rate, not both")
 
     def describe(self, unit: str) -> str:
         if self.kind == "relative":
@@ -95,6 +111,7 @@ class Line:
     slope_per_h: float
     stderr_per_h: float  # standard error of the slope (noise, for the reader)
     cycle_samples: int = 0  # samples per cycle averaged before the fit; 0: none found
+    block_samples: int = 0  # samples per block of a rate's means or a count's floors
 
     @property
     def projected(self) -> float:
@@ -125,6 +142,7 @@ class Growth:
             "stderr_per_h": _round(ln.stderr_per_h) if ln else None,
             "projected_12h": _round(ln.projected) if ln else None,
             "cycle_samples": ln.cycle_samples if ln else 0,
+            "block_samples": ln.block_samples if ln else 0,
         }
 
 
@@ -224,6 +242,56 @@ def fit_level(window: Sequence[tuple[float, float]]) -> Line | None:
     )
 
 
+def _blocks(
+    window: Sequence[tuple[float, float]], length: int, least: bool
+) -> list[tuple[float, float]]:
+    """Consecutive blocks of ``length`` samples counted back from the window's end (a
+    partial block at its start is left out): each as (mean time, mean or least value)."""
+    whole = len(window) // length
+    tail = window[len(window) - whole * length :]
+    out = []
+    for i in range(0, len(tail), length):
+        block = tail[i : i + length]
+        values = [v for _, v in block]
+        out.append(
+            (
+                float(np.mean([t for t, _ in block])),
+                min(values) if least else float(np.mean(values)),
+            )
+        )
+    return out
+
+
+def _spacing_s(window: Sequence[tuple[float, float]]) -> float:
+    return (window[-1][0] - window[0][0]) / max(1, len(window) - 1)
+
+
+def fit_blocks(window: Sequence[tuple[float, float]], least: bool = False) -> Line | None:
+    """``fit_line`` through block means (rates: ``RATE_BLOCKS`` blocks) or block floors
+    (counts: ``FLOOR_BLOCK_S`` each), reporting the window's own sample count and span."""
+    if len(window) < 2:
+        return fit_line(window)
+    # No cycle search for rates: load that persists for a while correlates with itself at
+    # a short lag just as a cycle does, and blocks of a tenth of the window span any
+    # cycle the scene has anyway.
+    if least:
+        length = max(1, round(FLOOR_BLOCK_S / max(_spacing_s(window), 1e-9)))
+    else:
+        length = max(1, len(window) // RATE_BLOCKS)
+    blocks = _blocks(window, length, least)
+    line = fit_line(blocks) if len(blocks) >= 3 else None
+    if line is None:
+        return fit_line(window)
+    return Line(
+        samples=len(window),
+        window_s=(float(window[0][0]), float(window[-1][0])),
+        mean=float(np.mean([v for _, v in window])),
+        slope_per_h=line.slope_per_h,
+        stderr_per_h=line.stderr_per_h,
+        block_samples=length,
+    )
+
+
 def judge(
     resource: str,
     unit: str,
@@ -234,10 +302,17 @@ def judge(
 ) -> Growth:
     """The verdict on one resource over the second half of a run of ``run_s`` seconds."""
     window = second_half(points, run_s)
-    # Rates keep their raw samples (their noise allowance is fitted on them); levels are
-    # averaged over a cycle first, if they have one.
-    level = budget.kind in ("relative", "absolute") and budget.noise_se == 0
-    line = fit_level(window) if level else fit_line(window)
+    # Rates are fitted through block means (their noise allowance comes from those),
+    # counts through block floors; levels are averaged over a cycle first, if they have
+    # one.
+    if budget.floor:
+        line = fit_blocks(window, least=True)
+    elif budget.noise_se > 0:
+        line = fit_blocks(window)
+    elif budget.kind in ("relative", "absolute"):
+        line = fit_level(window)
+    else:
+        line = fit_line(window)
     if budget.kind == "info":
         return Growth(resource, unit, budget, line, INFO, "")
     if line is None or line.samples < MIN_WINDOW_SAMPLES:
@@ -282,6 +357,10 @@ def judge(
             detail = f"{ratio:.3g} {unit} per {budget.per} ({projected:+.3g} {unit} in 12 h)"
     if budget.noise_se > 0:
         detail += f" (beyond {budget.noise_se:g} s.e. of noise; fitted {line.projected:+.3g})"
-    if line.cycle_samples:
+    if budget.floor and line.block_samples:
+        detail += f" (floor of each {line.block_samples}-sample block)"
+    elif budget.noise_se > 0 and line.block_samples:
+        detail += f" (means of {line.block_samples}-sample blocks)"
+    elif line.cycle_samples:
         detail += f" (over means of {line.cycle_samples}-sample cycles)"
     return Growth(resource, unit, budget, line, PASS if ok else FAIL, detail)

@@ -1,10 +1,13 @@
 """What one process holds right now, read from ``/proc`` (Linux only; no extra library).
 
-* RSS and thread count from ``/proc/PID/status``;
+* RSS, anonymous RSS and thread count from ``/proc/PID/status`` (anonymous RSS: the heap,
+  stacks and anonymous maps, where a leak lands; unlike USS it does not move when another
+  process maps or unmaps the same library files);
 * PSS and USS from ``/proc/PID/smaps_rollup`` (USS = private clean + private dirty: the
-  memory that would be freed if the process exited, the figure a leak moves first; PSS
-  shares the pages other processes also map, such as the Python interpreter and the
-  models' libraries, out among them);
+  memory that would be freed if the process exited; a library page counts as private
+  only while no other process maps that file, so USS jumps as unrelated processes using
+  the same libraries come and go; PSS shares the pages other processes also map, such as
+  the Python interpreter and the models' libraries, out among them);
 * CPU time (user + system clock ticks) from ``/proc/PID/stat``;
 * open file descriptors: the entries of ``/proc/PID/fd``.
 
@@ -27,6 +30,7 @@ KIB = 1024
 class ProcessSample:
     pid: int
     rss_bytes: int
+    anon_bytes: int | None  # None when the kernel does not report RssAnon
     pss_bytes: int | None  # None when smaps_rollup is not readable (older kernel)
     uss_bytes: int | None
     cpu_s: float  # user + system time since the process started
@@ -62,7 +66,7 @@ def sample_process(pid: int, proc: Path = PROC) -> ProcessSample | None:
         fds = len(os.listdir(base / "fd"))
     except (FileNotFoundError, ProcessLookupError):
         return None
-    status = _kib_fields(status_text, ("VmRSS",))
+    status = _kib_fields(status_text, ("VmRSS", "RssAnon"))
     threads = next(
         (int(line.split()[1]) for line in status_text.splitlines() if line.startswith("Threads:")),
         0,
@@ -83,6 +87,7 @@ def sample_process(pid: int, proc: Path = PROC) -> ProcessSample | None:
     return ProcessSample(
         pid=pid,
         rss_bytes=status.get("VmRSS", 0),
+        anon_bytes=status.get("RssAnon"),
         pss_bytes=pss,
         uss_bytes=uss,
         cpu_s=cpu_s,

@@ -81,6 +81,7 @@ class ProcessFigures:
         p = self.part
         out: dict[str, float | None] = {
             f"{p}.rss_mb": s.rss_bytes / MB if s else None,
+            f"{p}.anon_mb": s.anon_bytes / MB if s and s.anon_bytes is not None else None,
             f"{p}.pss_mb": s.pss_bytes / MB if s and s.pss_bytes is not None else None,
             f"{p}.uss_mb": s.uss_bytes / MB if s and s.uss_bytes is not None else None,
             f"{p}.cpu_pct": self._cpu.percent(s, wall) if s else None,

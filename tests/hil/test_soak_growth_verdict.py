@@ -172,12 +172,12 @@ def test_noise_allowance_forgives_a_noisy_flat_rate_but_not_a_climbing_one() -> 
     g = judge("cpu", "%", climbing, forgiving, 600.0)
     assert g.verdict == FAIL
     assert "beyond 2 s.e." in g.detail
-    # The same noisy curve judged without the allowance: the fitted slope is the same,
-    # only what counts of it differs.
-    assert (
-        judge("cpu", "%", noisy, strict, 600.0).line
-        == judge("cpu", "%", noisy, forgiving, 600.0).line
-    )
+    # A rate's line goes through block means; a budget without the allowance is a level's
+    # and is fitted on the samples themselves.
+    rate_line = judge("cpu", "%", noisy, forgiving, 600.0).line
+    level_line = judge("cpu", "%", noisy, strict, 600.0).line
+    assert rate_line is not None and rate_line.block_samples == 3
+    assert level_line is not None and level_line.block_samples == 0
 
 
 def test_noise_allowance_on_a_decline_moves_towards_zero() -> None:
@@ -233,3 +233,57 @@ def test_noise_without_a_cycle_is_fitted_as_it_is() -> None:
     rng = random.Random(3)
     values = [rng.gauss(0, 1.0) for _ in range(180)]
     assert cycle_length(values) is None
+
+
+def test_a_rate_that_drifts_with_the_machine_load_passes() -> None:
+    # CPU under a shared machine: flat underneath, with the load of other work coming and
+    # going for minutes at a time (here a rise of 8 % core over the last two minutes of a
+    # ten-minute run, then the end). Sample to sample it is smooth, so the plain standard
+    # error of 10-s samples calls that drift growth; block means see it as noise.
+    rng = random.Random(11)
+    pts = [
+        (float(t), 42.0 + (8.0 if 450 <= t < 570 else 0.0) + rng.gauss(0, 1.0))
+        for t in range(0, 601, 10)
+    ]
+    budget = Budget("relative", 300, noise_se=2.0)
+    g = judge("daemon.cpu_pct", "% core", pts, budget, 600.0)
+    assert g.verdict == PASS, g.detail
+    assert g.line is not None and g.line.block_samples == 3
+    assert "means of 3-sample blocks" in g.detail
+    plain = fit_line(second_half(pts, 600.0))
+    assert plain is not None
+    # The same drift judged on raw samples would have failed.
+    assert plain.projected - 2.0 * plain.stderr_per_h * 12 > 3.0 * plain.mean
+
+
+def test_a_rate_that_climbs_block_after_block_still_fails() -> None:
+    rng = random.Random(12)
+    # +1 % core a minute: 720 % core in 12 h.
+    pts = [(float(t), 40.0 + t / 60.0 + rng.gauss(0, 2.0)) for t in range(0, 601, 10)]
+    g = judge("daemon.cpu_pct", "% core", pts, Budget("relative", 300, noise_se=2.0), 600.0)
+    assert g.verdict == FAIL, g.detail
+
+
+def test_a_thread_that_comes_and_goes_is_not_a_leak() -> None:
+    # Four threads, and a fifth for a few seconds now and then (a reconnect, a timer),
+    # more often towards the end of the run.
+    pts = series(lambda t: 5.0 if (t > 3000 and t % 120 == 0) or t % 600 == 0 else 4.0)
+    g = judge("hub.threads", "threads", pts, Budget("absolute", 1, floor=True), RUN_S)
+    assert g.verdict == PASS, g.detail
+    assert "floor of each 6-sample block" in g.detail
+    # Without the floor the same curve tilts the line.
+    tilted = judge("hub.threads", "threads", pts, Budget("absolute", 1), RUN_S)
+    assert tilted.line is not None and tilted.line.projected > 1.0
+
+
+def test_a_thread_that_stays_fails_the_floor() -> None:
+    # One more thread every ten minutes, each staying.
+    pts = series(lambda t: 4.0 + t // 600)
+    g = judge("hub.threads", "threads", pts, Budget("absolute", 1, floor=True), RUN_S)
+    assert g.verdict == FAIL, g.detail
+    assert g.line is not None and 55.0 < g.line.projected < 80.0
+
+
+def test_a_floor_budget_is_not_also_a_noisy_rate() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        Budget("absolute", 1, floor=True, noise_se=2.0)
