@@ -52,6 +52,7 @@ class LocalPostgres:
         root: Path | None = None,
         *,
         settings: Mapping[str, str] | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         found = postgres_bin()
         if found is None:
@@ -62,7 +63,9 @@ class LocalPostgres:
         self.as_root = os.geteuid() == 0
         self.root = root if root is not None else Path(tempfile.mkdtemp(prefix="lfr-pg-"))
         self.root.mkdir(parents=True, exist_ok=True)
-        self.data_dir = self.root / "data"
+        # The data directory may live elsewhere (on LazyFS, for power cuts); the socket
+        # and the log stay under ``root``: a FUSE folder cannot hold a Unix socket.
+        self.data_dir = data_dir if data_dir is not None else self.root / "data"
         self.socket_dir = self.root / "socket"
         self.log_path = self.root / "server.log"
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
@@ -91,6 +94,12 @@ class LocalPostgres:
 
     def start(self) -> None:
         if not (self.data_dir / "PG_VERSION").exists():
+            # Made here (not by initdb) so it belongs to the server's user even on a
+            # filesystem whose files its server process creates as root (LazyFS).
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if self.as_root:
+                shutil.chown(self.data_dir, SUPERUSER, SUPERUSER)
+            os.chmod(self.data_dir, 0o700)
             self._run(
                 ["initdb", "-D", str(self.data_dir), "-A", "trust", "-U", SUPERUSER,
                  "--no-sync", "-E", "UTF8", "--locale=C"]
