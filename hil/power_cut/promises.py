@@ -384,11 +384,11 @@ def check_reports(site: PowerCutSite, now: DeviceSnapshot) -> list[str]:
     ended = {str(e.get("deployment_id")) for e in audit_events(now.audit, "deployment.ended")}
 
     def arrived() -> bool:
-        return ended <= {d for d, _ in site.hub.reports}
+        return ended <= site.hub.report_deployments()
 
     if wait_until(arrived, DELIVERY_TIMEOUT_S, poll=0.3):
         return []
-    missing = ended - {d for d, _ in site.hub.reports}
+    missing = ended - site.hub.report_deployments()
     return [f"report(s) of {sorted(missing)[:3]} never reached the hub"]
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -177,7 +178,34 @@ class HubReceiver:
 
     def has_report(self, deployment_id: str) -> bool:
         with self._lock:
-            return any(d == deployment_id for d, _ in self.reports)
+            if any(d == deployment_id for d, _ in self.reports):
+                return True
+        return deployment_id in self.stored_report_deployments()
+
+    def report_deployments(self) -> set[str]:
+        """Deployments whose report the hub holds: those it printed, and those in its store.
+        A report committed just before a cut, whose line the killed hub never printed, comes
+        again from the camera (its outbox keeps it until acknowledged) and is then a
+        duplicate, which the hub acknowledges without printing: only its store shows it."""
+        with self._lock:
+            printed = {d for d, _ in self.reports}
+        return printed | self.stored_report_deployments()
+
+    def stored_report_deployments(self) -> set[str]:
+        """The deployments of the reports in the hub's store (read-only; empty while the
+        store cannot be read, as when the hub is mid-cut)."""
+        try:
+            db = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
+            try:
+                return {
+                    str(r[0])
+                    for table in ("deployment_reports", "plate_deployment_reports")
+                    for r in db.execute(f"SELECT deployment_id FROM {table}")
+                }
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return set()
 
 
 def ack_observer_settings(broker: MosquittoBroker, device_id: str) -> MqttSettings:

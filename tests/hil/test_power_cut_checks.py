@@ -4,6 +4,7 @@ promise as broken (a check that cannot fail proves nothing), and a whole state a
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -155,3 +156,33 @@ def test_the_table_counts_each_promise_per_crash_point() -> None:
 def test_an_outbox_entry_of_the_rig_is_one_the_agent_reads() -> None:
     data = encode_entry(AGED_ID_PREFIX + "0" * 26, 10**12, b"aged", 0.0)
     assert data.startswith(b"LFROBX2\n")
+
+
+def test_a_report_the_hub_stored_but_never_printed_counts_as_at_the_hub(tmp_path: Path) -> None:
+    # The hub committed the report and was cut before printing it; the camera sent it
+    # again and the hub took it as a duplicate, which it does not print. Its store is
+    # the witness: the real hub store's tables, made by the hub's own migrations.
+    from agent.hub.store.report_store import DeploymentReportStore
+    from hil.power_cut.site_processes import HubReceiver
+
+    db = tmp_path / "alerts.db"
+    DeploymentReportStore(db).close()
+    with sqlite3.connect(db) as conn:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(deployment_reports)")]
+    assert "deployment_id" in columns
+    hub = HubReceiver(db, None, tmp_path / "k", tmp_path / "log")  # type: ignore[arg-type]
+    assert not hub.has_report("pc-274")
+    hub.reports.add(("pc-1", 3))
+    assert hub.report_deployments() == {"pc-1"}
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            f"INSERT INTO deployment_reports ({', '.join(columns)}) VALUES "
+            f"({', '.join('?' for _ in columns)})",
+            [_filler(c) for c in columns],
+        )
+    assert hub.has_report("pc-274")
+    assert hub.report_deployments() == {"pc-1", "pc-274"}
+
+
+def _filler(column: str) -> object:
+    return "pc-274" if column == "deployment_id" else (1 if column != "payload" else b"x")
