@@ -17,6 +17,7 @@ from agent.hub.console.login_rate_limit import LoginRateLimit
 from agent.hub.console.signing_sessions import SigningSessions
 from agent.hub.store.alert_store import AlertStore
 from agent.hub.store.media_store import MediaStore
+from agent.hub.store.plate_alert_store import PlateAlertStore
 from agent.hub.store.report_store import DeploymentReportStore
 from agent.hub.watchlists.hub_maps import HubMaps
 from agent.untrusted_text import shown
@@ -58,7 +59,10 @@ class ConsoleContext:
     media: MediaStore = field(init=False)
     #: Deployment reports: the same database as ``alerts``.
     reports: DeploymentReportStore = field(init=False)
+    #: Plate hits (ANPR): the same database, their own tables.
+    plates: PlateAlertStore = field(init=False)
 
     def __post_init__(self) -> None:
         self.media = MediaStore(self.alerts.database)
         self.reports = DeploymentReportStore(self.alerts.database)
+        self.plates = PlateAlertStore(self.alerts.database)
