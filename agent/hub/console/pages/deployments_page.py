@@ -178,6 +178,7 @@ async def plan(request: Request) -> Response:
             deployment_id=watchlist.deployment_id,
             device_id=camera,
             watchlist_sha256=watchlist.watchlist_hash,
+            # With a target, 0.0 stands in until the calibration below replaces it.
             threshold=0.0
             if target is not None
             else _number("threshold", _field(form, "threshold")),
@@ -190,7 +191,10 @@ async def plan(request: Request) -> Response:
             planned_at=time.time(),
         )
         if target is not None:
-            check_plan(d)  # a plan refused anyway is not worth a calibration
+            # A plan refused anyway is not worth a calibration.
+            check_plan(d)
+            if _store(ctx).get(d.deployment_id) is not None:
+                raise DeploymentError(f"deployment {d.deployment_id}: already planned")
             t = await _calibrated(ctx, watchlist, target)
             d = d.with_calibration(t.score, t.target_fpir, t.threshold, t.calibration)
         d = _store(ctx).plan(d)
