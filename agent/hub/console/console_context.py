@@ -14,9 +14,11 @@ from agent.hub.accounts.console_accounts import ConsoleAccounts
 from agent.hub.audit.hub_audit_log import HubAudit
 from agent.hub.console.hold_desk import HoldDesk
 from agent.hub.console.login_rate_limit import LoginRateLimit
+from agent.hub.console.plan_calibration import PlanCalibrator
 from agent.hub.console.signing_sessions import SigningSessions
 from agent.hub.store.alert_store import AlertStore
 from agent.hub.store.media_store import MediaStore
+from agent.hub.store.plate_alert_store import PlateAlertStore
 from agent.hub.store.report_store import DeploymentReportStore
 from agent.hub.watchlists.hub_maps import HubMaps
 from agent.untrusted_text import shown
@@ -54,11 +56,16 @@ class ConsoleContext:
     signing: SigningSessions = field(default_factory=lambda: SigningSessions(None))
     #: Live deployments, holds and stops (None: this process has no broker connection).
     hold_desk: HoldDesk | None = None
+    #: Thresholds from a target false-alert rate (None: plans give a raw threshold).
+    calibrator: PlanCalibrator | None = None
     #: Alert clips (and recording segments): the same database as ``alerts``.
     media: MediaStore = field(init=False)
     #: Deployment reports: the same database as ``alerts``.
     reports: DeploymentReportStore = field(init=False)
+    #: Plate hits (ANPR): the same database, their own tables.
+    plates: PlateAlertStore = field(init=False)
 
     def __post_init__(self) -> None:
         self.media = MediaStore(self.alerts.database)
         self.reports = DeploymentReportStore(self.alerts.database)
+        self.plates = PlateAlertStore(self.alerts.database)

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.config import MatchingSection
 from agent.config_schema import build_section, read_toml, render_sections, spec
 from agent.errors import ConfigError
 
 DEFAULT_HUB_CONFIG_PATH = Path("/etc/lfr-hub/hub.toml")
+_MATCHING = MatchingSection()  # the cameras' defaults, which calibration must match
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,32 @@ class KeysSection:
 
 
 @dataclass(frozen=True)
+class CalibrationSection:
+    """Console plans stated as a target false-alert rate: the threshold is calibrated on these faces."""
+
+    cohort: list[Path] = spec(
+        [],
+        "Non-mated faces (people known not to be on any watchlist): .npz files of embeddings, labelled <identity>/<image> folders or folders of photos. Loaded once per model and kept in memory while the service runs (photos are embedded then, which may take minutes). Empty: plans must give a raw threshold.",
+    )
+    models_dir: Path = spec(
+        Path("/var/lib/lfr-hub/models"),
+        "Pinned models, to embed cohort photos (not needed for .npz cohorts).",
+    )
+    score: str = spec(
+        "auto",
+        "Score kind of calibrated thresholds: auto (S-norm, or cosine for a watchlist too small to normalise against), snorm or cosine.",
+        choices=("auto", "snorm", "cosine"),
+    )
+    floor: float = spec(
+        _MATCHING.threshold_floor,
+        "The cameras' matching.threshold_floor: no alert below this cosine.",
+        min=0,
+        max=1,
+    )
+    top_k: int = spec(_MATCHING.top_k, "The cameras' matching.top_k.", min=1, max=50)
+
+
+@dataclass(frozen=True)
 class HoldSection:
     """Officers-present hold: renewals only while officers confirm from an unlocked session."""
 
@@ -157,6 +185,7 @@ class HubConfig:
     console: ConsoleSection = field(default_factory=ConsoleSection)
     watchlists: WatchlistsSection = field(default_factory=WatchlistsSection)
     keys: KeysSection = field(default_factory=KeysSection)
+    calibration: CalibrationSection = field(default_factory=CalibrationSection)
     hold: HoldSection = field(default_factory=HoldSection)
     audit: AuditSection = field(default_factory=AuditSection)
     logging: LoggingSection = field(default_factory=LoggingSection)

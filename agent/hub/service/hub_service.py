@@ -37,6 +37,7 @@ from agent.hub.audit.hub_audit_log import HubAudit
 from agent.hub.console.console_app import create_console_app
 from agent.hub.console.console_context import ConsoleContext, make_templates
 from agent.hub.console.hold_desk import HoldDesk
+from agent.hub.console.plan_calibration import PlanCalibrator
 from agent.hub.console.signing_sessions import SigningSessions
 from agent.hub.devices.live_leases import LeaseBook
 from agent.hub.devices.officer_holds import HoldTiming, OfficerHolds
@@ -171,7 +172,8 @@ class HubService:
     def run(self) -> int:
         cfg = self.cfg
         # Unlocked signing keys live in this process only: gone when it stops.
-        signing = SigningSessions(HubKeyStore.open(Path(cfg.keys.dir)) if cfg.keys.dir else None)
+        keys = HubKeyStore.open(Path(cfg.keys.dir)) if cfg.keys.dir else None
+        signing = SigningSessions(keys)
         database = HubDatabase(cfg.database.url)
         store = AlertStore(database)
         audit = HubAudit.open(cfg.audit.log, cfg.audit.signing_key, cfg.audit.checkpoint_every)
@@ -201,6 +203,8 @@ class HubService:
                     HubMaps(cfg.watchlists.maps_dir),
                     signing=signing,
                     hold_desk=desk,
+                    # Its cohort stays in memory while the service runs (loaded at first use).
+                    calibrator=PlanCalibrator(cfg.calibration, keys, cfg.watchlists.maps_dir),
                 )
                 server = _web_server(cfg, ctx)
                 web = threading.Thread(target=server.run, name="console", daemon=True)

@@ -27,7 +27,9 @@ A change is delivered only after its transaction committed, never for one rolled
 Kinds the store itself emits: ``alert.stored`` and ``alert.adjudicated`` (ref: the
 alert's row id), ``alerts.purged`` (ref: the purge id), ``report.stored`` (ref:
 ``device/deployment/activation``), ``device.key`` (ref: the device id), ``alert.held``
-and ``alert.released`` (ref: the alert's row id). Other rooms add
+and ``alert.released`` (ref: the alert's row id); the plate alert store ``plate.stored``
+and ``plate.adjudicated`` (ref: the plate alert's row id) and ``plates.purged`` (ref:
+how many). Other rooms add
 their own (``device.status``, ``deployment.…``); a kind is 1–64 characters of
 ``[a-z0-9._-]``, a ref at most 200 characters.
 

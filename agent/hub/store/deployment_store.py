@@ -6,10 +6,14 @@ charge, place and purpose category. Its public notice (place, window and purpose
 nothing about the watchlist) is published by a supervisor. It may be activated only if
 the notice was published before the window started, or a supervisor recorded an urgent
 reason to go ahead without one (``activation_refusal``); it is activated once.
+
+A plan stated as a target false-alert rate keeps the score kind, the target and the
+calibration figures with it; they travel in the signed activation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import time
@@ -24,7 +28,7 @@ from agent.hub.keys.activation_issuer import HUB_MAX_DURATION_S
 from agent.hub.store.database import HubDatabase
 from agent.hub.store.deployment_tables import deployments
 from agent.protocol.topics import check_device_id
-from agent.trust.activation_token import MAX_TEXT, threshold_problem
+from agent.trust.activation_token import MAX_TEXT, Calibration, threshold_problem
 from agent.trust.key_certificates import NAME_PATTERN
 
 #: The purpose categories a public notice may name.
@@ -62,6 +66,44 @@ class Deployment:
     activated_by: str | None = None
     activated_at: float | None = None
     activation_sha256: str | None = None
+    score: str = "cosine"
+    target_fpir: float | None = None
+    cohort_size: int | None = None
+    false_alerts: int | None = None
+    fpir: float | None = None
+    fpir_ci_low: float | None = None
+    fpir_ci_high: float | None = None
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The calibration the threshold came from (None: a threshold given as such)."""
+        if (
+            self.cohort_size is None
+            or self.false_alerts is None
+            or self.fpir is None
+            or self.fpir_ci_low is None
+            or self.fpir_ci_high is None
+        ):
+            return None
+        return Calibration(
+            self.cohort_size, self.false_alerts, self.fpir, (self.fpir_ci_low, self.fpir_ci_high)
+        )
+
+    def with_calibration(
+        self, score: str, target_fpir: float, threshold: float, c: Calibration
+    ) -> Deployment:
+        """This plan with its threshold calibrated for ``target_fpir``."""
+        return dataclasses.replace(
+            self,
+            score=score,
+            target_fpir=target_fpir,
+            threshold=threshold,
+            cohort_size=c.cohort_size,
+            false_alerts=c.false_alerts,
+            fpir=c.fpir,
+            fpir_ci_low=c.fpir_ci95[0],
+            fpir_ci_high=c.fpir_ci95[1],
+        )
 
     @property
     def notice_in_time(self) -> bool:
@@ -99,7 +141,7 @@ def check_plan(d: Deployment) -> Deployment:
         raise UsageError(f"camera: {exc}") from exc
     if not re.fullmatch(r"[0-9a-f]{64}", d.watchlist_sha256):
         raise UsageError("watchlist: must be the 64 hex digit SHA-256 of a watchlist")
-    if (problem := threshold_problem(d.threshold, "cosine")) is not None:
+    if (problem := threshold_problem(d.threshold, d.score)) is not None:
         raise UsageError(problem)
     if not (math.isfinite(d.window_start) and math.isfinite(d.window_end)):
         raise UsageError("window: start and end are required")
@@ -122,7 +164,9 @@ _COLUMNS = tuple(deployments.c)
 
 
 def _row(r: Any) -> Deployment:
-    return Deployment(*r)
+    values = dict(r._mapping)
+    values["score"] = values["score"] or "cosine"  # plans from before revision 0009
+    return Deployment(**values)
 
 
 class DeploymentStore:

@@ -3,14 +3,16 @@
 ``deployments``: one row per planned deployment, keyed by its deployment id (the id its
 watchlist was built for): the camera, the watchlist's hash, the threshold, the window,
 the officer in charge, the place and purpose category of its public notice, who planned
-it and when; when a supervisor published the notice, recorded an urgent reason to go
+it and when; for a plan stated as a target false-alert rate, the score kind, the target
+and the calibration figures (cohort size, its false alerts, the FPIR and its 95 % interval);
+when a supervisor published the notice, recorded an urgent reason to go
 ahead without a notice published in time, and activated it (with the SHA-256 of the
 signed activation that was sent).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Double, Table
+from sqlalchemy import Column, Double, Integer, Table
 
 from agent.hub.store.metadata import Seconds, Str, metadata
 
@@ -36,4 +38,12 @@ deployments = Table(
     Column("activated_by", Str, nullable=True),
     Column("activated_at", Seconds, nullable=True),
     Column("activation_sha256", Str, nullable=True),
+    # Revision 0009: the calibration of a plan stated as a target false-alert rate.
+    Column("score", Str, nullable=True),  # None: a cosine score
+    Column("target_fpir", Double(), nullable=True),
+    Column("cohort_size", Integer(), nullable=True),
+    Column("false_alerts", Integer(), nullable=True),
+    Column("fpir", Double(), nullable=True),
+    Column("fpir_ci_low", Double(), nullable=True),
+    Column("fpir_ci_high", Double(), nullable=True),
 )

@@ -8,6 +8,10 @@ key and alert id (unique per camera, key and sequence too); a copy of the same s
 content is a duplicate (acknowledged again, not stored again), anything else under a
 stored identity or sequence is a conflict and refused; a purged alert's tombstone makes a
 late copy a duplicate.
+
+Like the face store it announces its changes on the hub's change feed (``plate.stored``
+and ``plate.adjudicated``, ref: the row id; ``plates.purged``, ref: how many), so the
+console's plate queue follows them live on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Connection, delete, func, insert, literal, select, union_all
+from sqlalchemy import Connection, case, delete, func, insert, literal, select, union_all
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from agent.errors import LfrError, UsageError
@@ -209,6 +213,7 @@ class PlateAlertStore:
                     )
                     .returning(plate_alerts.c.row_id)
                 ).scalar_one()
+                self.database.changes.emit(db, "plate.stored", str(row_id))
                 db.execute(
                     insert(plate_crops),
                     [
@@ -250,6 +255,35 @@ class PlateAlertStore:
         query = query.order_by(plate_alerts.c.received_at.desc()).limit(limit)
         with self.database.read() as db:
             return [_row(r) for r in db.execute(query)]
+
+    def review_queue(
+        self,
+        *,
+        device_id: str | None = None,
+        deployment_id: str | None = None,
+        outcome: str | None = None,
+        limit: int = 200,
+    ) -> list[PlateAlertRow]:
+        """The console's queue, ordered as the face queue: undecided hits first, oldest
+        first, then decided ones, newest first. ``outcome`` is one of ``OUTCOMES`` or
+        ``"open"`` (undecided)."""
+        latest = _latest("outcome")
+        query = select(*_COLUMNS)
+        if device_id:
+            query = query.where(plate_alerts.c.device_id == device_id)
+        if deployment_id:
+            query = query.where(plate_alerts.c.deployment_id == deployment_id)
+        if outcome == "open":
+            query = query.where(latest.is_(None))
+        elif outcome:
+            query = query.where(latest == outcome)
+        undecided_first = case((latest.is_(None), 0), else_=1)
+        oldest_open_first = case(
+            (latest.is_(None), plate_alerts.c.received_at), else_=-plate_alerts.c.received_at
+        )
+        query = query.order_by(undecided_first, oldest_open_first, plate_alerts.c.row_id)
+        with self.database.read() as db:
+            return [_row(r) for r in db.execute(query.limit(limit))]
 
     def get(self, alert_id: str, *, device_id: str | None = None) -> PlateAlertRow:
         query = select(*_COLUMNS).where(plate_alerts.c.alert_id == alert_id)
@@ -305,6 +339,7 @@ class PlateAlertStore:
                         alert_row_id=row_id, outcome=outcome, by_ref=by_ref.strip(), at=time.time()
                     )
                 )
+                self.database.changes.emit(db, "plate.adjudicated", str(row_id))
         except IntegrityError as exc:
             raise PlateAlertStoreError(f"plate alert row {row_id}: no longer stored") from exc
         return self.get_row(row_id)
@@ -347,6 +382,7 @@ class PlateAlertStore:
                         [{**r._asdict(), "purged_at": now} for r in rows],
                     )
                     db.execute(delete(plate_alerts).where(old))
+                    self.database.changes.emit(db, "plates.purged", str(len(rows)))
         except SQLAlchemyError as exc:
             raise PlateAlertStoreError(
                 f"plate alert store {self.where}: purge failed ({describe_error(exc)})"

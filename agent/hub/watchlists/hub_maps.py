@@ -1,6 +1,8 @@
 """Finding who an alert's watchlist entry is: the hub maps ``lfr-hub watchlist build``
 writes (``OUT.hub-map.json``: entry reference → subject, category, reference photo
-paths) kept in one folder the hub config names (``watchlists.maps_dir``).
+paths) kept in one folder the hub config names (``watchlists.maps_dir``). The maps
+``lfr-hub hotlist build`` writes (entry reference → plate, reason, category, expiry)
+may be kept there too: a plate hit's entry is looked up in them (``hotlist_entry``).
 
 An alert names its deployment and entry reference; the map of that deployment
 holding that reference answers. Photos are read from the paths the map recorded
@@ -27,6 +29,16 @@ class WatchlistEntry:
     subject: str
     category: str
     photos: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class HotlistEntry:
+    """Why a plate is listed; the listed plate itself is not carried (the hit holds
+    the plate as read)."""
+
+    reason: str
+    category: str
+    expires_at: float | None
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,22 @@ class HubMaps:
                 photos = tuple(Path(p) for p in found.get("photos", []) if isinstance(p, str))
                 return WatchlistEntry(
                     str(found.get("subject", "")), str(found.get("category", "")), photos
+                )
+        return None
+
+    def hotlist_entry(self, deployment_id: str, ref: str) -> HotlistEntry | None:
+        """The entry ``ref`` of the hotlist map built for ``deployment_id``, or None."""
+        for _, doc in self._maps():
+            if "hotlist_hash" not in doc or doc.get("deployment_id") != deployment_id:
+                continue
+            refs = doc.get("refs")
+            found = refs.get(ref) if isinstance(refs, dict) else None
+            if isinstance(found, dict):
+                expires = found.get("expires_at")
+                return HotlistEntry(
+                    str(found.get("reason", "")),
+                    str(found.get("category", "")),
+                    float(expires) if isinstance(expires, int | float) else None,
                 )
         return None
 

@@ -27,11 +27,13 @@ from agent.hub.accounts.console_accounts import ConsoleAccounts
 from agent.hub.console.console_app import create_console_app
 from agent.hub.console.console_context import ConsoleContext, make_templates
 from agent.hub.console.hold_desk import HoldDesk
+from agent.hub.console.plan_calibration import PlanCalibrator
 from agent.hub.console.signing_sessions import SigningSessions
 from agent.hub.devices.live_leases import LeaseBook
 from agent.hub.devices.officer_holds import HoldTiming, OfficerHolds
 from agent.hub.keys.operator_keys import HubKeyStore
 from agent.hub.service.control_channel import ControlChannel
+from agent.hub.service.hub_config import CalibrationSection
 from agent.hub.store.alert_store import AlertStore
 from agent.hub.store.database import HubDatabase
 from agent.hub.store.report_store import DeploymentReportStore
@@ -58,14 +60,20 @@ def _local(t: float) -> str:
 
 
 class DeploymentsConsole:
-    def __init__(self, hub: HubSetup, keys: HubKeyStore, broker: MosquittoBroker) -> None:
+    def __init__(
+        self,
+        hub: HubSetup,
+        keys: HubKeyStore,
+        broker: MosquittoBroker,
+        calibration: CalibrationSection | None = None,
+    ) -> None:
         self.hub = hub
         self.keys = keys
         self.db = HubDatabase(str(hub.db_path))
         self.store = AlertStore(self.db)
         self.store.register_device_key(DEV, AlertKeys.generate().device.public_key())
         self.audit = hub.audit()
-        maps = hub.root / "watchlists"
+        maps = self.maps = hub.root / "watchlists"
         maps.mkdir()
         (maps / "market.sealed.hub-map.json").write_text(
             json.dumps(
@@ -91,6 +99,7 @@ class DeploymentsConsole:
             HubMaps(maps),
             signing=SigningSessions(keys),
             hold_desk=desk,
+            calibrator=None if calibration is None else PlanCalibrator(calibration, keys, maps),
         )
         self.app = create_console_app(ctx)
         # The camera's side of its activation topic: what the hub sent.
@@ -138,6 +147,7 @@ def plan(client: TestClient, csrf: str, start: float, end: float) -> int:
         "camera": DEV,
         "window_start": _local(start),
         "window_end": _local(end),
+        "basis": "threshold",
         "threshold": "0.55",
         "officer": "Insp. Jane Doe",
         "place": PLACE,
@@ -277,6 +287,7 @@ def test_bad_plans_are_refused_with_the_reason(console: DeploymentsConsole) -> N
             "camera": DEV,
             "window_start": _local(start),
             "window_end": _local(start + 60),
+            "basis": "threshold",
             "threshold": "0.55",
             "officer": "x",
             "place": "y",

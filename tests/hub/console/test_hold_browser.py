@@ -254,6 +254,8 @@ def test_a_supervisor_holds_then_stops_a_deployment_in_the_browser(hold_site: Ho
             page.fill("input[name=window_end]", f"{now + dt.timedelta(hours=1):%Y-%m-%dT%H:%M}")
             page.fill("input[name=officer]", "Insp. Jane Doe")
             page.fill("input[name=place]", "Market Street")
+            # This hub has no calibration cohort: the expert's raw threshold (0.5 offered).
+            page.check("input[name=basis][value=threshold]")
             page.click("form.plan button")
             plan = page.locator(f"tr[data-deployment={DEPLOYMENT}]")
             page.screenshot(path=str(SCREENSHOTS / "console-deployments.png"), full_page=True)

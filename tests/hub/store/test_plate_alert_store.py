@@ -135,3 +135,43 @@ def test_plates_reports_are_kept_apart_from_faces_reports(db: HubDatabase) -> No
     assert plates.add(body, b"env", time.time()) is False
     assert [r.body for r in plates.latest()] == [body]
     assert DeploymentReportStore(db).latest() == []
+
+
+def test_review_queue_puts_undecided_first_oldest_first_and_filters(db: HubDatabase) -> None:
+    store = PlateAlertStore(db)
+    key = KEYS.device.public_key()
+    ids = []
+    for seq in (11, 12, 13):
+        a = opened(seq)
+        store.store_alert(a, key, received_at=1000.0 + seq)
+        ids.append(a.header.alert_id)
+    store.adjudicate(ids[0], "false-alert", "PC 1")
+    queue = store.review_queue()
+    assert [r.alert_id for r in queue] == [ids[1], ids[2], ids[0]]
+    assert [r.alert_id for r in store.review_queue(outcome="open")] == ids[1:]
+    assert [r.alert_id for r in store.review_queue(outcome="false-alert")] == ids[:1]
+    assert store.review_queue(device_id="lfr-other") == []
+    assert store.review_queue(deployment_id=queue[0].deployment_id) == queue
+
+
+def test_storing_adjudicating_and_purging_are_announced_on_the_change_feed(
+    db: HubDatabase,
+) -> None:
+    store = PlateAlertStore(db)
+    with db.changes.subscribe() as sub:
+        a = opened(21)
+        store.store_alert(a, KEYS.device.public_key())
+        row = store.get(a.header.alert_id)
+        store.adjudicate(a.header.alert_id, "true-alert", "PC 1")
+        store.purge(0.0)
+        seen = []
+        while len(seen) < 3:
+            change = sub.get(timeout=10.0)
+            assert change is not None, f"only {seen} announced"
+            if change.kind != "changed":  # SQLite's own commits may add a bare "changed"
+                seen.append((change.kind, change.ref))
+    assert seen == [
+        ("plate.stored", str(row.row_id)),
+        ("plate.adjudicated", str(row.row_id)),
+        ("plates.purged", "1"),
+    ]

@@ -29,8 +29,9 @@ QUEUE_CHANGES = (
 _FILTER = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
-def _filters(request: Request) -> dict[str, str]:
-    """The query's filters; anything malformed is ignored rather than echoed."""
+def queue_filters(request: Request) -> dict[str, str]:
+    """The query's filters; anything malformed is ignored rather than echoed (the plate
+    queue takes the same ones)."""
     q = request.query_params
     found = {k: q.get(k, "") for k in ("camera", "deployment", "outcome")}
     found = {k: v for k, v in found.items() if _FILTER.fullmatch(v)}
@@ -40,7 +41,7 @@ def _filters(request: Request) -> dict[str, str]:
 
 
 def _rows(request: Request) -> list[AlertRow]:
-    f = _filters(request)
+    f = queue_filters(request)
     return context(request).alerts.review_queue(
         device_id=f.get("camera"), deployment_id=f.get("deployment"), outcome=f.get("outcome")
     )
@@ -65,7 +66,7 @@ def queue(request: Request) -> Response:
             "session": request.state.session,
             "rows": rows,
             "holds": _holds(request, rows),
-            "filters": _filters(request),
+            "filters": queue_filters(request),
             "outcomes": OUTCOMES,
         },
     )

@@ -3,7 +3,10 @@ reason, activate it, and follow it.
 
 - Plan (operator, supervisor): a watchlist built for the hub (its deployment id is the
   one the watchlist was built for), the camera, the window, the threshold, the officer
-  in charge, the place and purpose category of the public notice.
+  in charge, the place and purpose category of the public notice. The threshold is
+  either stated as a target false-alert rate (e.g. 1/6000), calibrated then against the
+  watchlist with the hub's cohort (``plan_calibration.py``), or given as a raw cosine
+  score; audited ``deployment.planned`` with the target and the threshold.
 - Publish the notice (supervisor): it appears without login at ``/notices``
   (``public_notices_page.py``); audited ``deployment.notice_published``.
 - Urgent reason (supervisor): to go ahead without a notice published before the window
@@ -23,6 +26,7 @@ import datetime as dt
 import math
 import time
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -30,16 +34,24 @@ from starlette.routing import Route
 
 from agent.errors import LfrError, UsageError
 from agent.hub.accounts.console_accounts import session_key
+from agent.hub.calibration.threshold_calibration import parse_fpir
 from agent.hub.console.access_control import allow, context
 from agent.hub.console.console_context import ConsoleContext
+from agent.hub.console.plan_calibration import PlanThreshold
 from agent.hub.store.deployment_store import (
     PURPOSES,
     Deployment,
     DeploymentError,
     DeploymentStore,
+    check_plan,
 )
 from agent.hub.store.device_status_store import DeviceStatusStore
+from agent.hub.watchlists.hub_maps import WatchlistSummary
 
+#: What the plan form offers as the target false-alert rate: the published operating
+#: point, about 1 false alert in 6,000 faces compared.
+DEFAULT_TARGET = "1/6000"
+BASES = ("target", "threshold")
 VIEWERS = ("operator", "supervisor", "auditor")
 PLANNERS = ("operator", "supervisor")
 SUPERVISORS = ("supervisor",)
@@ -82,6 +94,7 @@ def _page(request: Request, error: str = "", status: int = 200) -> Response:
             "purposes": PURPOSES,
             "unlocked": ctx.signing.of_session(session_key(session.token)),
             "now": time.time(),
+            "default_target": DEFAULT_TARGET,
             "error": error,
         },
         status_code=status,
@@ -116,6 +129,30 @@ def _number(name: str, text: str) -> float:
     return value
 
 
+def _target(form: FormData) -> float | None:
+    """The plan's target false-alert rate, or None for a raw threshold."""
+    basis = _field(form, "basis")
+    if basis not in BASES:
+        raise UsageError("threshold: choose a target false-alert rate or a raw threshold")
+    if basis == "threshold":
+        return None
+    try:
+        return parse_fpir(_field(form, "target_fpir"))
+    except UsageError as exc:
+        raise UsageError(str(exc).replace("--target-fpir", "target false-alert rate")) from None
+
+
+async def _calibrated(
+    ctx: ConsoleContext, watchlist: WatchlistSummary, target: float
+) -> PlanThreshold:
+    if ctx.calibrator is None:
+        raise UsageError(
+            "target false-alert rate: this hub does not calibrate; give a threshold instead"
+        )
+    # Scoring the cohort (and, the first time, loading it) takes a while: off the loop.
+    return await run_in_threadpool(ctx.calibrator.threshold, watchlist.file, target)
+
+
 @allow(*PLANNERS)
 async def plan(request: Request) -> Response:
     form = await request.form()  # already read (and bounded) by the CSRF check
@@ -136,22 +173,32 @@ async def plan(request: Request) -> Response:
             raise UsageError("watchlist: choose one of the hub's watchlists")
         if watchlist.devices and camera not in watchlist.devices:
             raise UsageError(f"camera: the watchlist was not built for {camera[:40]!r}")
-        d = _store(ctx).plan(
-            Deployment(
-                deployment_id=watchlist.deployment_id,
-                device_id=camera,
-                watchlist_sha256=watchlist.watchlist_hash,
-                threshold=_number("threshold", _field(form, "threshold")),
-                window_start=_utc_time("window start", _field(form, "window_start")),
-                window_end=_utc_time("window end", _field(form, "window_end")),
-                officer=_field(form, "officer"),
-                place=_field(form, "place"),
-                purpose=_field(form, "purpose"),
-                planned_by=username,
-                planned_at=time.time(),
-            )
+        target = _target(form)
+        d = Deployment(
+            deployment_id=watchlist.deployment_id,
+            device_id=camera,
+            watchlist_sha256=watchlist.watchlist_hash,
+            # With a target, 0.0 stands in until the calibration below replaces it.
+            threshold=0.0
+            if target is not None
+            else _number("threshold", _field(form, "threshold")),
+            window_start=_utc_time("window start", _field(form, "window_start")),
+            window_end=_utc_time("window end", _field(form, "window_end")),
+            officer=_field(form, "officer"),
+            place=_field(form, "place"),
+            purpose=_field(form, "purpose"),
+            planned_by=username,
+            planned_at=time.time(),
         )
-    except (UsageError, DeploymentError) as exc:
+        if target is not None:
+            # A plan refused anyway is not worth a calibration.
+            check_plan(d)
+            if _store(ctx).get(d.deployment_id) is not None:
+                raise DeploymentError(f"deployment {d.deployment_id}: already planned")
+            t = await _calibrated(ctx, watchlist, target)
+            d = d.with_calibration(t.score, t.target_fpir, t.threshold, t.calibration)
+        d = _store(ctx).plan(d)
+    except LfrError as exc:
         return _page(request, str(exc), 400)
     ctx.audit.record(
         "deployment.planned",
@@ -159,6 +206,11 @@ async def plan(request: Request) -> Response:
         device=d.device_id,
         window_start=d.window_start,
         window_end=d.window_end,
+        threshold_kind=d.score,  # "score" is a field name the audit log refuses
+        threshold=d.threshold,
+        target_fpir=d.target_fpir,
+        cohort_size=d.cohort_size,
+        false_alerts=d.false_alerts,
         username=username,
     )
     return RedirectResponse("/deployments", status_code=303)
@@ -228,6 +280,9 @@ def activate(request: Request) -> Response:
             d.threshold,
             d.officer,
             not_before=int(d.window_start),
+            score=d.score,
+            target_fpir=d.target_fpir,
+            calibration=d.calibration,
         )
         sha = ctx.hold_desk.channel.send(d.device_id, document, lease_s)
         store.mark_activated(d.deployment_id, unlocked.username, sha)

@@ -1,5 +1,7 @@
 // The live alert queue: re-read the rows whenever the hub's change feed says alerts
 // changed, and give a visible and audible cue when an undecided alert appeared.
+// The plate hits queue uses it too: its rows element names its own rows URL, event
+// stream, kinds of change and noun (data-rows, data-events, data-kinds, data-noun).
 // Browsers block sound until the page was interacted with, so the beep is armed by
 // the operator's first click or key press.
 "use strict";
@@ -8,6 +10,10 @@
   const cue = document.getElementById("new-alert-cue");
   const hint = document.getElementById("sound-hint");
   if (!rows) return;
+  const rowsUrl = rows.dataset.rows || "/alerts/rows";
+  const eventsUrl = rows.dataset.events || "/alerts/events";
+  const kinds = (rows.dataset.kinds || "alert.stored alert.adjudicated alerts.purged").split(" ");
+  const noun = rows.dataset.noun || "alert";
   let audio = null;
 
   function arm() {
@@ -41,14 +47,14 @@
     pending = true;
     try {
       const before = openIds();
-      const reply = await fetch("/alerts/rows" + window.location.search, { credentials: "same-origin" });
+      const reply = await fetch(rowsUrl + window.location.search, { credentials: "same-origin" });
       if (reply.status === 401) { window.location.assign("/login"); return; }
       if (!reply.ok) return;
       // Server-rendered and escaped by the console's templates.
       rows.innerHTML = await reply.text();
       const added = Array.from(openIds()).filter((id) => !before.has(id));
       if (added.length > 0) {
-        cue.textContent = added.length === 1 ? "New alert" : added.length + " new alerts";
+        cue.textContent = added.length === 1 ? "New " + noun : added.length + " new " + noun + "s";
         cue.hidden = false;
         cue.classList.remove("flash");
         void cue.offsetWidth;
@@ -61,8 +67,8 @@
     }
   }
 
-  const events = new EventSource("/alerts/events");
-  for (const kind of ["alert.stored", "alert.adjudicated", "alerts.purged", "changed", "resync"]) {
+  const events = new EventSource(eventsUrl);
+  for (const kind of [...kinds, "changed", "resync"]) {
     events.addEventListener(kind, refresh);
   }
   events.addEventListener("open", refresh);
