@@ -23,7 +23,7 @@ from hil.power_cut.crash_points import plan
 from hil.power_cut.lazyfs_mount import LazyFsError, find_binary, fuse_usable
 from hil.power_cut.power_cut_run import PowerCutRun, say
 from hil.power_cut.power_cut_site import PowerCutSite
-from hil.power_cut.results_table import broken_details, table, to_json
+from hil.power_cut.results_table import broken_details, merge, table, to_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="stop starting crash points after this many minutes; the table then says how "
         "many of N were tried (default: no limit)",
     )
+    ap.add_argument(
+        "--from-point",
+        type=int,
+        default=1,
+        metavar="K",
+        help="start at crash point K of the plan (the rest of a run stopped by its time "
+        "budget; join the parts with --merge)",
+    )
+    ap.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="join the results.json of runs that each tried part of one plan into one table "
+        "in --out (runs nothing)",
+    )
     args = ap.parse_args(argv)
+    if args.merge:
+        return _merge(args.merge, args.out.resolve(), args.points, args.seed)
     if args.points < 1:
         print("power cut: --points must be at least 1", file=sys.stderr)
         return 2
@@ -86,6 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"power cut: {exc}", file=sys.stderr)
         return 2
+    if not 1 <= args.from_point <= len(points):
+        print(f"power cut: --from-point must be 1–{len(points)}", file=sys.stderr)
+        return 2
+    if args.from_point > 1:
+        command += f" --from-point {args.from_point}"
+        points = [p for p in points if p.number >= args.from_point]
     # A stop (Ctrl-C, or SIGTERM from a CI timeout; a background job ignores SIGINT) must
     # still unmount LazyFS and end the site's processes: both become KeyboardInterrupt,
     # which the site's clean-up runs through.
@@ -123,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stopped_at:
         report += (
             f"\nStopped at the time budget (--max-minutes {args.max_minutes:g}): "
-            f"{stopped_at} of the {len(points)} planned crash points were tried.\n"
+            f"crash points {points[0].number}–{stopped_at} of the plan's {args.points} were "
+            f"tried (the rest: --from-point {stopped_at + 1}).\n"
         )
     if details:
         report += "\nBroken promises:\n\n" + "\n".join(f"- {d}" for d in details) + "\n"
@@ -132,6 +158,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         json.dumps(to_json(run.results, final, run.start_up_s), indent=1) + "\n", encoding="utf-8"
     )
     print()
+    print(report)
+    return 1 if details else 0
+
+
+def _merge(dirs: list[Path], out: Path, n: int, seed: int) -> int:
+    """One table from the parts of one plan (each DIR holds a run's results.json)."""
+    try:
+        parts = [json.loads((d / "results.json").read_text(encoding="utf-8")) for d in dirs]
+        results, final, start_up = merge(parts)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"power cut: --merge: {exc}", file=sys.stderr)
+        return 2
+    planned = [p.number for p in plan(n, seed)]
+    tried = sorted(r.number for r in results)
+    command = f"make power-cut N={n}" + (f" SEED={seed}" if seed != 22 else "")
+    command += ", run in parts joined by --merge"
+    text = table(results, final, start_up, command)
+    if tried != planned:
+        absent = sorted(set(planned) - set(tried))
+        text += (
+            f"\n\n{len(tried)} of the {n} planned crash points were tried; not tried: "
+            f"{absent[0]}–{absent[-1]} ({len(absent)})."
+            if absent
+            else f"\n\nThe parts hold crash points outside a plan of {n}."
+        )
+    details = broken_details(results, final)
+    minutes = sum(r.seconds for r in results) / 60
+    report = text + f"\n\nCrash points' own time: {minutes:.1f} min, parts: {len(dirs)}.\n"
+    if details:
+        report += "\nBroken promises:\n\n" + "\n".join(f"- {d}" for d in details) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(report, encoding="utf-8")
+    (out / "results.json").write_text(
+        json.dumps(to_json(results, final, start_up), indent=1) + "\n", encoding="utf-8"
+    )
     print(report)
     return 1 if details else 0
 

@@ -92,3 +92,42 @@ def to_json(results: list[PointResult], final: Findings, start_up_s: list[float]
         "promises": {p: {"held": h, "broken": b} for p, h, b in promise_counts(results, final)},
         "start_up_s": start_up_s,
     }
+
+
+def from_json(data: dict[str, Any]) -> tuple[list[PointResult], Findings, list[float]]:
+    """A run's results back from its ``results.json`` (to merge the parts of one plan)."""
+    results = [
+        PointResult(
+            number=int(c["number"]),
+            label=str(c["place"]),
+            target=str(c["target"]),
+            kind=str(c["kind"]),
+            outcome=str(c["outcome"]),
+            recovery_s=c["start_up_s"],
+            findings=Findings({k: list(v) for k, v in c["problems"].items()}),
+            notes=list(c["notes"]),
+            seconds=float(c["seconds"]),
+        )
+        for c in data["crash_points"]
+    ]
+    final = Findings({k: list(v) for k, v in data["final"].items()})
+    return results, final, [float(x) for x in data["start_up_s"]]
+
+
+def merge(parts: list[dict[str, Any]]) -> tuple[list[PointResult], Findings, list[float]]:
+    """The parts of one plan run separately (``--from-point``), as one run: each crash
+    point once (a point in two parts is refused), the final checks of every part."""
+    results: list[PointResult] = []
+    final = Findings()
+    start_up: list[float] = []
+    for data in parts:
+        r, f, s = from_json(data)
+        results += r
+        for promise, problems in f.problems.items():
+            final.checked(promise, problems)
+        start_up += s
+    numbers = [r.number for r in results]
+    if len(numbers) != len(set(numbers)):
+        twice = sorted({n for n in numbers if numbers.count(n) > 1})
+        raise ValueError(f"crash point {twice[0]} is in more than one part")
+    return sorted(results, key=lambda r: r.number), final, start_up

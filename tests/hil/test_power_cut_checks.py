@@ -7,6 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.transport.alert_outbox import AlertOutbox, encode_entry
@@ -186,3 +187,47 @@ def test_a_report_the_hub_stored_but_never_printed_counts_as_at_the_hub(tmp_path
 
 def _filler(column: str) -> object:
     return "pc-274" if column == "deployment_id" else (1 if column != "payload" else b"x")
+
+
+def test_the_parts_of_one_plan_merge_into_one_table(tmp_path: Path) -> None:
+    from hil.power_cut.__main__ import main as power_cut_main
+    from hil.power_cut.crash_points import plan
+    from hil.power_cut.results_table import merge, to_json
+
+    planned = plan(4, 22)
+
+    def part(numbers: list[int], broken: bool = False) -> dict[str, object]:
+        results = []
+        for cp in planned:
+            if cp.number in numbers:
+                f = Findings()
+                f.checked(ALERTS, ["lost one"] if broken and cp.number == numbers[-1] else [])
+                results.append(
+                    PointResult(
+                        cp.number, cp.label, cp.place.target, cp.place.kind, "fired", 0.7, f
+                    )
+                )
+        return to_json(results, Findings(), [0.7] * len(results))
+
+    first, rest = part([1, 2]), part([3, 4], broken=True)
+    results, _, start_up = merge([first, rest])
+    assert [r.number for r in results] == [1, 2, 3, 4] and len(start_up) == 4
+    with pytest.raises(ValueError, match="crash point 2 is in more than one part"):
+        merge([first, part([2, 3])])
+    for name, data in (("a", first), ("b", rest)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(data), encoding="utf-8")
+    out = tmp_path / "joined"
+    rc = power_cut_main(
+        ["--points", "4", "--merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]
+    )
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert rc == 1  # a broken promise in a part is broken in the whole
+    assert "| alerts | 3 | 1 |" in report
+    assert "run in parts joined by --merge" in report
+    assert "crash point 4" in report and "lost one" in report
+    # A part missing: the table says which points were not tried.
+    assert power_cut_main(["--points", "4", "--merge", str(tmp_path / "a"), "--out", str(out)]) == 0
+    assert "2 of the 4 planned crash points were tried; not tried: 3–4 (2)" in (
+        out / "report.md"
+    ).read_text(encoding="utf-8")
