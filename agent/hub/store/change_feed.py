@@ -21,7 +21,12 @@ the store. Two kinds need no ``ref``:
 - ``"changed"``: something changed that the feed cannot name (another process wrote
   to the same SQLite file): re-read what is on screen;
 - ``"resync"``: changes may have been missed (the feed lost its PostgreSQL connection,
-  or this subscriber fell more than ``MAX_PENDING`` changes behind): re-read everything.
+  its first connection took longer than ``LISTEN_WAIT_S`` to listen, or this subscriber
+  fell more than ``MAX_PENDING`` changes behind): re-read everything.
+
+On PostgreSQL a NOTIFY reaches only connections already listening, so ``subscribe``
+returns once the feed's connection is listening (or after ``LISTEN_WAIT_S``, and then a
+``resync`` follows when it is): a change committed right after subscribing is not lost.
 
 A change is delivered only after its transaction committed, never for one rolled back.
 Kinds the store itself emits: ``alert.stored`` and ``alert.adjudicated`` (ref: the
@@ -73,6 +78,8 @@ CHANNEL = "lfr_hub_changes"
 MAX_PENDING = 1000
 SQLITE_POLL_S = 0.1
 _RECONNECT_MAX_S = 5.0
+#: How long the first subscription waits for the PostgreSQL connection to be listening.
+LISTEN_WAIT_S = 2.0
 _KIND = re.compile(r"[a-z0-9._-]{1,64}")
 _MAX_REF = 200
 PENDING_KEY = "lfr_pending_changes"
@@ -171,6 +178,10 @@ class ChangeFeed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listener: Any = None  # the PostgreSQL listening connection
+        # Set while the PostgreSQL connection is LISTENing: a NOTIFY sent before that
+        # reaches nobody, so the first subscription waits for it (``subscribe``).
+        self._listening = threading.Event()
+        self._start_missed = False  # a subscription stopped waiting before LISTEN took
 
     # ---- writers ----------------------------------------------------------------
     def emit(self, conn: Connection, kind: str, ref: str = "") -> None:
@@ -208,6 +219,10 @@ class ChangeFeed:
                 )
                 self._thread = threading.Thread(target=target, name="hub-change-feed", daemon=True)
                 self._thread.start()
+        if self._sqlite_path is None and not self._listening.wait(LISTEN_WAIT_S):
+            # The database is not answering: the subscriber learns of what it missed by
+            # a resync once the listening connection is up.
+            self._start_missed = True
         return sub
 
     def _remove(self, sub: Subscription) -> None:
@@ -272,10 +287,11 @@ class ChangeFeed:
                 listener.autocommit = True
                 listener.execute(f"LISTEN {CHANNEL}")
                 self._listener = listener
-                if not first:
+                self._listening.set()
+                if not first or self._start_missed:
                     # Whatever was committed while the connection was down is lost.
                     self._deliver(Change("resync", "", time.time()))
-                first, pause = False, 0.2
+                first, pause, self._start_missed = False, 0.2, False
                 while not self._stop.is_set():
                     for note in listener.notifies(timeout=1.0):
                         self._deliver(_parse(note.payload))
@@ -287,6 +303,7 @@ class ChangeFeed:
                 self._stop.wait(pause)
                 pause = min(pause * 2, _RECONNECT_MAX_S)
             finally:
+                self._listening.clear()
                 listener, self._listener = self._listener, None
                 if listener is not None:
                     try:

@@ -99,6 +99,30 @@ def test_a_rolled_back_transaction_announces_nothing(hub_db_url: str) -> None:
     db.close()
 
 
+def test_a_change_right_after_subscribing_is_not_lost(
+    hub_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL delivers a NOTIFY only to connections already listening: subscribe
+    # returns once the feed's connection listens, so nothing committed after it is lost,
+    # however slowly the listening thread starts (here half a second late, as on a
+    # loaded machine).
+    listen = change_feed.ChangeFeed._listen_postgres
+
+    def late(self: change_feed.ChangeFeed) -> None:
+        time.sleep(0.5)
+        listen(self)
+
+    monkeypatch.setattr(change_feed.ChangeFeed, "_listen_postgres", late)
+    for _ in range(3):
+        db = HubDatabase(hub_db_url)
+        with db.changes.subscribe() as sub:
+            with db.write() as conn:
+                db.changes.emit(conn, "device.status", "lfr-test-01")
+            change = next_change(sub, skip=("changed",))
+            assert (change.kind, change.ref) == ("device.status", "lfr-test-01")
+        db.close()
+
+
 def test_bad_kinds_and_refs_are_refused(tmp_path: object) -> None:
     db = HubDatabase(f"{tmp_path}/hub.db")
     with db.write() as conn:
