@@ -166,7 +166,7 @@ def _merge(dirs: list[Path], out: Path, n: int, seed: int) -> int:
     """One table from the parts of one plan (each DIR holds a run's results.json)."""
     try:
         parts = [json.loads((d / "results.json").read_text(encoding="utf-8")) for d in dirs]
-        results, final, start_up = merge(parts)
+        results, final, start_up, again = merge(parts)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"power cut: --merge: {exc}", file=sys.stderr)
         return 2
@@ -183,8 +183,14 @@ def _merge(dirs: list[Path], out: Path, n: int, seed: int) -> int:
             if absent
             else f"\n\nThe parts hold crash points outside a plan of {n}."
         )
-    details = broken_details(results, final)
-    minutes = sum(r.seconds for r in results) / 60
+    if again:
+        text += (
+            f"\n\n{len(again)} crash point(s) were tried by more than one part; each is "
+            "counted once (the first part's run), and a promise a second run broke is listed "
+            "below."
+        )
+    details = broken_details(results + again, final)
+    minutes = sum(r.seconds for r in results + again) / 60
     report = text + f"\n\nCrash points' own time: {minutes:.1f} min, parts: {len(dirs)}.\n"
     if details:
         report += "\nBroken promises:\n\n" + "\n".join(f"- {d}" for d in details) + "\n"

@@ -114,20 +114,25 @@ def from_json(data: dict[str, Any]) -> tuple[list[PointResult], Findings, list[f
     return results, final, [float(x) for x in data["start_up_s"]]
 
 
-def merge(parts: list[dict[str, Any]]) -> tuple[list[PointResult], Findings, list[float]]:
-    """The parts of one plan run separately (``--from-point``), as one run: each crash
-    point once (a point in two parts is refused), the final checks of every part."""
-    results: list[PointResult] = []
+def merge(
+    parts: list[dict[str, Any]],
+) -> tuple[list[PointResult], Findings, list[float], list[PointResult]]:
+    """The parts of one plan run separately (``--from-point``), as one run: the final
+    checks of every part, and each crash point once, from the first part that tried it.
+    A point two parts tried is counted once; its other runs are returned apart (the
+    fourth value), so that a promise one of them broke is still reported."""
+    results: dict[int, PointResult] = {}
+    again: list[PointResult] = []
     final = Findings()
     start_up: list[float] = []
     for data in parts:
         r, f, s = from_json(data)
-        results += r
+        for point in r:
+            if point.number in results:
+                again.append(point)
+            else:
+                results[point.number] = point
         for promise, problems in f.problems.items():
             final.checked(promise, problems)
         start_up += s
-    numbers = [r.number for r in results]
-    if len(numbers) != len(set(numbers)):
-        twice = sorted({n for n in numbers if numbers.count(n) > 1})
-        raise ValueError(f"crash point {twice[0]} is in more than one part")
-    return sorted(results, key=lambda r: r.number), final, start_up
+    return sorted(results.values(), key=lambda r: r.number), final, start_up, again
