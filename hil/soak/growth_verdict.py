@@ -37,7 +37,10 @@ and the line and its standard error come from the block
 means. Their budgets carry ``noise_se``: the slope is moved that many standard errors
 towards zero, so only growth that the noise cannot explain counts (with 2, a flat
 curve under a machine whose load comes and goes passes; one that climbs block after
-block still fails). Levels keep ``noise_se = 0``: any slope of theirs counts.
+block still fails). Levels in the full table keep ``noise_se = 0``: any slope of theirs
+counts. The short table's memory budgets carry ``noise_se`` too: five minutes of a
+sawtooth resolve a slope only to tens of megabytes in 12 h, and the short form is there
+to catch gross leaks, which stand far beyond that noise.
 
 Counts of things a process holds (open descriptors, threads) are judged on their floor:
 the least value in each block of ``FLOOR_BLOCK_S`` seconds. A descriptor or thread that
@@ -76,7 +79,8 @@ class Budget:
     kind: str
     limit: float = 0.0
     per: str = ""  # the other resource, for kind "per"
-    noise_se: float = 0.0  # standard errors of the slope forgiven as noise (rates only)
+    noise_se: float = 0.0  # standard errors of the slope forgiven as noise
+    rate: bool = False  # a rate over an interval: fitted through block means
     floor: bool = False  # judge the least value of each minute (counts a process holds)
 
     def __post_init__(self) -> None:
@@ -307,7 +311,7 @@ def judge(
     # one.
     if budget.floor:
         line = fit_blocks(window, least=True)
-    elif budget.noise_se > 0:
+    elif budget.rate:
         line = fit_blocks(window)
     elif budget.kind in ("relative", "absolute"):
         line = fit_level(window)
@@ -359,7 +363,7 @@ def judge(
         detail += f" (beyond {budget.noise_se:g} s.e. of noise; fitted {line.projected:+.3g})"
     if budget.floor and line.block_samples:
         detail += f" (floor of each {line.block_samples}-sample block)"
-    elif budget.noise_se > 0 and line.block_samples:
+    elif budget.rate and line.block_samples:
         detail += f" (means of {line.block_samples}-sample blocks)"
     elif line.cycle_samples:
         detail += f" (over means of {line.cycle_samples}-sample cycles)"

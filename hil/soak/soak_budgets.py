@@ -33,13 +33,20 @@ class Resource:
 
 #: Rates sampled over 10 s intervals: slopes forgiven this many standard errors of noise.
 RATE_NOISE_SE = 2.0
+#: Memory in the short form: five minutes of a 40-s sawtooth fit a slope only to tens of
+#: MB in 12 h; the short form catches gross leaks, which stand far beyond that.
+SHORT_LEVEL_NOISE_SE = 2.0
 
 
 def _proc(part: str, who: str) -> list[Resource]:
     """The figures /proc gives for one process, with the same budgets for each."""
     return [
         Resource(
-            f"{part}.rss_mb", f"{who} RSS", "MB", Budget("relative", 5), Budget("relative", 60)
+            f"{part}.rss_mb",
+            f"{who} RSS",
+            "MB",
+            Budget("relative", 5),
+            Budget("relative", 60, noise_se=SHORT_LEVEL_NOISE_SE),
         ),
         # Anonymous RSS (heap, stacks, anonymous maps) is where a leak lands. PSS divides
         # shared pages (libc, libpython, the ONNX runtime) among every process that maps
@@ -51,7 +58,7 @@ def _proc(part: str, who: str) -> list[Resource]:
             f"{who} anonymous RSS",
             "MB",
             Budget("relative", 5),
-            Budget("relative", 60),
+            Budget("relative", 60, noise_se=SHORT_LEVEL_NOISE_SE),
         ),
         Resource(f"{part}.pss_mb", f"{who} PSS", "MB", Budget("info"), Budget("info")),
         Resource(f"{part}.uss_mb", f"{who} USS", "MB", Budget("info"), Budget("info")),
@@ -59,8 +66,8 @@ def _proc(part: str, who: str) -> list[Resource]:
             f"{part}.cpu_pct",
             f"{who} CPU",
             "% core",
-            Budget("relative", 25, noise_se=RATE_NOISE_SE),
-            Budget("relative", 300, noise_se=RATE_NOISE_SE),
+            Budget("relative", 25, noise_se=RATE_NOISE_SE, rate=True),
+            Budget("relative", 300, noise_se=RATE_NOISE_SE, rate=True),
         ),
         # Counts a process holds are judged on their floor (see growth_verdict): a thread
         # that lives a moment (a reconnect) is not a leak, one that stays is.
@@ -82,8 +89,8 @@ def _proc(part: str, who: str) -> list[Resource]:
             f"{part}.log_lines_per_min",
             f"{who} log lines/min",
             "lines/min",
-            Budget("relative", 50, noise_se=RATE_NOISE_SE),
-            Budget("relative", 600, noise_se=RATE_NOISE_SE),
+            Budget("relative", 50, noise_se=RATE_NOISE_SE, rate=True),
+            Budget("relative", 600, noise_se=RATE_NOISE_SE, rate=True),
         ),
     ]
 
@@ -96,8 +103,8 @@ RESOURCES: tuple[Resource, ...] = (
         "device.fps",
         "frames processed/s",
         "fps",
-        Budget("decline", 10, noise_se=RATE_NOISE_SE),
-        Budget("decline", 60, noise_se=RATE_NOISE_SE),
+        Budget("decline", 10, noise_se=RATE_NOISE_SE, rate=True),
+        Budget("decline", 60, noise_se=RATE_NOISE_SE, rate=True),
     ),
     Resource("device.frames", "frames processed (total)", "frames", INFO, INFO),
     Resource("device.dropped_frames", "frames dropped (total)", "frames", INFO, INFO),

@@ -166,7 +166,7 @@ def test_noise_allowance_forgives_a_noisy_flat_rate_but_not_a_climbing_one() -> 
     rng = random.Random(3)
     noisy = [(t, 15.0 + rng.gauss(0, 5.0)) for t in range(0, 600, 10)]
     strict = Budget("relative", 300)
-    forgiving = Budget("relative", 300, noise_se=2.0)
+    forgiving = Budget("relative", 300, noise_se=2.0, rate=True)
     assert judge("cpu", "%", noisy, forgiving, 600.0).verdict == PASS
     climbing = [(t, 15.0 + t / 30.0 + rng.gauss(0, 1.0)) for t in range(0, 600, 10)]
     g = judge("cpu", "%", climbing, forgiving, 600.0)
@@ -184,7 +184,7 @@ def test_noise_allowance_on_a_decline_moves_towards_zero() -> None:
     rng = random.Random(5)
     steady = [(t, 10.0 + rng.gauss(0, 0.8)) for t in range(0, 600, 10)]
     falling = [(t, 10.0 - t / 120.0) for t in range(0, 600, 10)]
-    budget = Budget("decline", 60, noise_se=2.0)
+    budget = Budget("decline", 60, noise_se=2.0, rate=True)
     assert judge("fps", "fps", steady, budget, 600.0).verdict == PASS
     assert judge("fps", "fps", falling, budget, 600.0).verdict == FAIL
 
@@ -245,7 +245,7 @@ def test_a_rate_that_drifts_with_the_machine_load_passes() -> None:
         (float(t), 42.0 + (8.0 if 450 <= t < 570 else 0.0) + rng.gauss(0, 1.0))
         for t in range(0, 601, 10)
     ]
-    budget = Budget("relative", 300, noise_se=2.0)
+    budget = Budget("relative", 300, noise_se=2.0, rate=True)
     g = judge("daemon.cpu_pct", "% core", pts, budget, 600.0)
     assert g.verdict == PASS, g.detail
     assert g.line is not None and g.line.block_samples == 3
@@ -260,7 +260,9 @@ def test_a_rate_that_climbs_block_after_block_still_fails() -> None:
     rng = random.Random(12)
     # +1 % core a minute: 720 % core in 12 h.
     pts = [(float(t), 40.0 + t / 60.0 + rng.gauss(0, 2.0)) for t in range(0, 601, 10)]
-    g = judge("daemon.cpu_pct", "% core", pts, Budget("relative", 300, noise_se=2.0), 600.0)
+    g = judge(
+        "daemon.cpu_pct", "% core", pts, Budget("relative", 300, noise_se=2.0, rate=True), 600.0
+    )
     assert g.verdict == FAIL, g.detail
 
 
@@ -287,3 +289,21 @@ def test_a_thread_that_stays_fails_the_floor() -> None:
 def test_a_floor_budget_is_not_also_a_noisy_rate() -> None:
     with pytest.raises(ValueError, match="not both"):
         Budget("absolute", 1, floor=True, noise_se=2.0)
+
+
+def test_the_short_forms_memory_budget_forgives_a_noisy_sawtooth_not_a_gross_leak() -> None:
+    # Ten minutes: a 20 MB sawtooth every 40 s whose peaks wander by a few MB (what the
+    # daemon's memory does) passes the short budget with its noise allowance; a leak of
+    # 60 MB an hour under the same sawtooth does not.
+    from hil.soak.soak_budgets import BY_NAME, SHORT
+
+    budget = BY_NAME["daemon.anon_mb"].budget(SHORT)
+    rng = random.Random(21)
+    noisy = series(lambda t: _sawtooth(t, 0.0, height=20.0) - 95.0 + rng.gauss(0, 3.0), 600.0)
+    g = judge("daemon.anon_mb", "MB", noisy, budget, 600.0)
+    assert g.verdict == PASS, g.detail
+    leak = series(
+        lambda t: _sawtooth(t, 0.0, height=20.0) - 95.0 + rng.gauss(0, 3.0) + t / 60.0, 600.0
+    )
+    g = judge("daemon.anon_mb", "MB", leak, budget, 600.0)
+    assert g.verdict == FAIL, g.detail
