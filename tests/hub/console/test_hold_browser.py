@@ -52,6 +52,10 @@ SUPERVISOR = "sam"  # console user and operator key of the same name
 LEASE_S, RENEW_EVERY_S, CONFIRM_EVERY_S = 12, 3.0, 60.0
 #: The activation's own lease: long enough to reach the Officers present button.
 ACTIVATION_LEASE_S = 40
+#: The gate checks its lease every tick; a loaded machine may add a scheduling delay.
+GATE_CHECK_SLACK_S = 3.0
+#: The Live page's lease cell once the camera holds a renewal ("11 s (until 17:53:52)").
+LEASE_SHOWN = re.compile(r"\d+ s \(until ")
 
 
 def wait_until(what: str, condition: Callable[[], object], timeout: float) -> None:
@@ -117,6 +121,16 @@ class HoldSite:
         path = self.site.state_dir / "audit.jsonl"
         lines = path.read_text().splitlines() if path.exists() else []
         return [e["fields"] for e in map(json.loads, lines) if e["event"] == event]
+
+    def device_audit_timed(self, event: str) -> list[tuple[dt.datetime, dict[str, object]]]:
+        """The device's audit entries of one kind, with the time the camera wrote each."""
+        path = self.site.state_dir / "audit.jsonl"
+        entries = map(json.loads, path.read_text().splitlines())
+        return [
+            (dt.datetime.fromisoformat(e["time"]), e["fields"])
+            for e in entries
+            if e["event"] == event
+        ]
 
     def hub_audit(self, event: str) -> list[dict[str, object]]:
         lines = self.hub.audit_log.read_text().splitlines()
@@ -321,21 +335,35 @@ def test_a_killed_hub_renews_nothing_the_camera_closes_and_no_alert_is_lost(
     wait_until("the deployment on the Live page", lambda: DEPLOYMENT in console.live_rows(), 30)
     r = console.post(f"/live/{DEV}/{DEPLOYMENT}/confirm")
     assert r.status_code == 303, r.text
-    wait_until("a renewal applied", lambda: "(until" in console.live_rows(), 15)
+    # "not known yet (until the first renewal…)" is shown before any; a lease shows seconds.
+    wait_until("a renewal applied", lambda: LEASE_SHOWN.search(console.live_rows()), 15)
+    wait_until("the camera took a renewal", lambda: hold_site.device_audit("gate.renewed"), 15)
     wait_until("an alert sealed", lambda: hold_site.device_audit("alert.sealed"), 60)
 
     hold_site.kill_service()
-    killed = time.monotonic()
+    killed_at = dt.datetime.now(dt.UTC)
     wait_until(
         "the camera to close at its lease end",
         lambda: hold_site.device_audit("deployment.ended"),
-        LEASE_S + RENEW_EVERY_S + 30,
+        ACTIVATION_LEASE_S + 30,
     )
-    closed_after = time.monotonic() - killed
     (ended,) = hold_site.device_audit("deployment.ended")
     assert ended["reason"] == "lease-lapsed"
-    # At most one lease after the last renewal, which was at most one interval before the kill.
-    assert closed_after <= LEASE_S + RENEW_EVERY_S + 5, closed_after
+    # The camera's own clock: it closed when the last lease it held ran out, judged from its
+    # audit times (the test's polling of the file is slow on a loaded machine).
+    (closed,) = hold_site.device_audit_timed("gate.closed")
+    renewals = hold_site.device_audit_timed("gate.renewed")
+    lease_end = max(
+        at + dt.timedelta(seconds=float(str(fields["lease_left_s"]))) for at, fields in renewals
+    )
+    closed_at = closed[0]
+    assert closed[1]["reason"] == "lease-lapsed"
+    assert lease_end <= closed_at <= lease_end + dt.timedelta(seconds=GATE_CHECK_SLACK_S), (
+        f"closed {(closed_at - lease_end).total_seconds():+.2f} s after its lease end"
+    )
+    # No renewal after the kill but one the broker already held: the lease it granted ends
+    # about one lease after the kill (plus its delivery on a loaded machine).
+    assert lease_end <= killed_at + dt.timedelta(seconds=LEASE_S + 5), (lease_end, killed_at)
 
     hold_site.start_service()
     sealed = {str(a["alert_id"]) for a in hold_site.device_audit("alert.sealed")}
