@@ -4,7 +4,8 @@ The endurance soak: the virtual rig's whole site (real broker, the agent on a lo
 replay scene, the hub as its own process) runs for the time asked, with a live
 deployment kept alive by signed renewals, alerts acknowledged by an operator, one broker
 restart, one network cut and one daemon stop/start in the first half. Every 10 s it
-samples the daemon, the hub and the broker. The verdict is on growth: the least-squares
+samples the daemon, the hub and the broker (a run of an hour or more reads the daemon's
+and the hub's memory every second). The verdict is on growth: the least-squares
 slope of each resource over the second half, projected to 12 h, against its budget.
 Report: DIR/soak.json, soak.md, soak.png (and samples.jsonl, written as the run goes).
 Exit code 0 when every budget and check passed, 1 when one failed, 2 for bad input.
@@ -28,7 +29,13 @@ from hil.soak.hub_process import HUB_COMMAND
 from hil.soak.soak_budgets import FULL, SHORT, table_for
 from hil.soak.soak_report import judge_all, write_report
 from hil.soak.soak_rig import SoakRig
-from hil.soak.soak_sampler import INTERVAL_S, SoakSampler, SoakSources, find_program
+from hil.soak.soak_sampler import (
+    INTERVAL_S,
+    MEMORY_INTERVAL_S,
+    SoakSampler,
+    SoakSources,
+    find_program,
+)
 from hil.soak.soak_timeline import LEASE_S, MAX_RUN_S, RENEW_EVERY_S, SoakTimeline, plan_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -98,7 +105,16 @@ def run_soak(args: argparse.Namespace) -> int:
         )
         journal = out / "samples.jsonl"
         journal.unlink(missing_ok=True)
-        sampler = SoakSampler(sources, interval_s=args.interval, journal=journal)
+        # The long run reads memory every second to resolve the daemon's 40-s cycle; the
+        # short form keeps one sample for everything (its memory budgets forgive noise).
+        memory_interval = args.memory_interval
+        if memory_interval is None and table == FULL:
+            memory_interval = MEMORY_INTERVAL_S
+        if memory_interval is not None and memory_interval >= args.interval:
+            memory_interval = None
+        sampler = SoakSampler(
+            sources, interval_s=args.interval, journal=journal, memory_interval_s=memory_interval
+        )
         plan = plan_for(run_s, args.lease, args.renew_every)
         timeline = SoakTimeline(rig, sampler, plan, say=_say)
         sampler.start()
@@ -125,6 +141,7 @@ def run_soak(args: argparse.Namespace) -> int:
         "started": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
         "duration_s": round(time.time() - started, 1),
         "sample_interval_s": args.interval,
+        "memory_interval_s": sampler.memory_interval_s or args.interval,
         "lease_s": args.lease,
         "renew_every_s": args.renew_every,
         "hub_command": args.hub_command,
@@ -185,6 +202,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--renew-every", type=float, default=RENEW_EVERY_S, help="renewal interval (s)")
     p.add_argument("--interval", type=float, default=INTERVAL_S, help="sample interval (s)")
     p.add_argument(
+        "--memory-interval",
+        type=float,
+        help=f"memory sample interval (s; default {MEMORY_INTERVAL_S:g} for runs of an hour or "
+        "more, else the sample interval)",
+    )
+    p.add_argument(
         "--models-dir",
         type=Path,
         default=Path(os.environ.get("LFR_MODELS_DIR", REPO_ROOT / "var" / "models")),
@@ -204,6 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if not 1.0 <= args.interval <= 60.0:
             raise UsageError(f"soak: --interval {args.interval:g} s: between 1 and 60")
+        if args.memory_interval is not None and not 0.2 <= args.memory_interval <= 60.0:
+            raise UsageError(
+                f"soak: --memory-interval {args.memory_interval:g} s: between 0.2 and 60"
+            )
         return run_soak(args)
     except LfrError as exc:
         print(f"hil.soak: error: {exc}", file=sys.stderr)

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from hil.soak.process_sampler import CpuMeter, ProcessSample, _cpu_seconds, sample_process
+from hil.soak.process_sampler import (
+    CpuMeter,
+    ProcessSample,
+    _cpu_seconds,
+    sample_memory,
+    sample_process,
+)
 from hil.soak.soak_sampler import find_program
 
 
@@ -22,6 +28,16 @@ def test_this_process_is_sampled() -> None:
     assert s.uss_bytes is not None and 0 < s.uss_bytes <= s.rss_bytes
     assert s.anon_bytes is not None and 0 < s.anon_bytes <= s.rss_bytes
     assert s.pss_bytes is not None and s.uss_bytes <= s.pss_bytes <= s.rss_bytes
+
+
+def test_memory_alone_matches_the_full_sample() -> None:
+    full, memory = sample_process(os.getpid()), sample_memory(os.getpid())
+    assert full is not None and memory is not None
+    rss, anon = memory
+    # Read a moment apart: the same process, within a few megabytes.
+    assert abs(rss - full.rss_bytes) < 8 * 1024 * 1024
+    assert anon is not None and full.anon_bytes is not None
+    assert abs(anon - full.anon_bytes) < 8 * 1024 * 1024
 
 
 def test_open_files_are_counted(tmp_path: Path) -> None:
@@ -40,6 +56,7 @@ def test_a_process_that_is_gone_gives_none() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     assert sample_process(proc.pid) is None
+    assert sample_memory(proc.pid) is None
 
 
 def test_cpu_time_survives_a_command_name_with_parentheses() -> None:
