@@ -1,0 +1,141 @@
+"""``python -m hil.soak.intake_memory_probe``: what the hub's intake keeps per alert.
+
+The soak sees the hub's memory from outside. This probe drives the same intake code in
+one process (no broker, no camera): each alert is sealed with a device key, opened and
+stored as ``AlertReceiver`` stores it, and its evidence clip is sealed and received in
+chunks by ``MediaReceiver`` (the hub decodes every clip before storing it). After a
+warm-up it prints, per round, the growth of anonymous RSS (the heap the kernel sees,
+C libraries' included: SQLite, the video decoder) and of the Python objects
+``tracemalloc`` traces. Memory kept per alert grows round after round by the same amount;
+a cache filling grows by less each round and stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from agent.evidence.video_encoder import EncodedVideo, encode_frames
+from agent.hub.intake.media_receiver import MediaReceiver
+from agent.hub.store.alert_store import AlertStore
+from agent.hub.store.media_store import MediaStore
+from agent.protocol.media_transfer import chunk_count, chunk_slice, encode_chunk
+from agent.trust.alert_envelope import AlertContent, open_alert, seal_alert
+from agent.trust.sealed_media import seal_media
+
+DEVICE = "lfr-probe-01"
+#: A stand-in face crop: the probe measures the hub, not the camera's JPEG encoder.
+CROP = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"
+
+
+def anonymous_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+class IntakeProbe:
+    def __init__(self, folder: Path, clip: EncodedVideo) -> None:
+        self.device, self.hub = Ed25519PrivateKey.generate(), X25519PrivateKey.generate()
+        self.store = AlertStore(str(folder / "alerts.db"))
+        self.store.register_device_key(DEVICE, self.device.public_key())
+        self.media = MediaReceiver(self.store, MediaStore(self.store.database), self.hub)
+        self.clip = clip
+        self.seq = 0
+
+    def one_alert(self) -> None:
+        self.seq += 1
+        now = time.time()
+        content = AlertContent(
+            device_id=DEVICE,
+            deployment_id="dep-memory-probe",
+            watchlist_entry=f"W-{self.seq % 50:04d}",
+            score=0.7,
+            threshold=0.6,
+            model_id="probe",
+            track_id=self.seq,
+            first_seen=now - 1.0,
+            decided_at=now,
+            probe_jpeg=CROP,
+            scene_jpeg=CROP[::-1],
+        )
+        sealed = seal_alert(
+            content, seq=self.seq, device_key=self.device, hub_key=self.hub.public_key()
+        )
+        alert = open_alert(
+            sealed.envelope, sender=DEVICE, device_key=self.device.public_key(), hub_key=self.hub
+        )
+        self.store.store_alert(alert)
+        media = seal_media(
+            "clip",
+            self.clip.mp4,
+            self.clip.info,
+            device=DEVICE,
+            deployment=alert.header.deployment,
+            alert_id=alert.header.alert_id,
+            start=now - 3.0,
+            end=now + 3.0,
+            device_key=self.device,
+            hub_key=self.hub.public_key(),
+        )
+        n = chunk_count(len(media.box))
+        for i in range(n):
+            part = media.box[slice(*chunk_slice(len(media.box), i))]
+            receipt = self.media.receive(
+                f"lfr/v1/{DEVICE}/clip", encode_chunk(media.manifest_bytes, i, n, part)
+            )
+        if receipt.outcome != "stored":
+            raise SystemExit(f"intake probe: clip {self.seq} not stored: {receipt.outcome}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hil.soak.intake_memory_probe")
+    p.add_argument("--warm-up", type=int, default=100, help="alerts before the first mark")
+    p.add_argument("--alerts", type=int, default=300, help="alerts per round")
+    p.add_argument("--rounds", type=int, default=5)
+    args = p.parse_args(argv)
+    if min(args.warm_up, args.alerts, args.rounds) < 1:
+        print("intake probe: --warm-up, --alerts and --rounds must be at least 1", file=sys.stderr)
+        return 2
+    frames = [np.random.default_rng(i).integers(0, 255, (180, 320, 3), np.uint8) for i in range(20)]
+    clip = encode_frames(frames, 10, "libx264")
+    with tempfile.TemporaryDirectory(prefix="lfr-intake-probe-") as folder:
+        probe = IntakeProbe(Path(folder), clip)
+        for _ in range(args.warm_up):
+            probe.one_alert()
+        tracemalloc.start(10)
+        gc.collect()
+        base = tracemalloc.take_snapshot()
+        anon0 = anonymous_mb()
+        print(
+            f"clip {len(clip.mp4)} bytes; after {args.warm_up} alerts of warm-up (pid {os.getpid()}):"
+        )
+        for r in range(1, args.rounds + 1):
+            for _ in range(args.alerts):
+                probe.one_alert()
+            gc.collect()
+            snap = tracemalloc.take_snapshot()
+            traced = sum(s.size_diff for s in snap.compare_to(base, "filename")) / 1024.0
+            print(
+                f"  round {r}: {probe.seq:6d} alerts stored  anonymous RSS {anonymous_mb() - anon0:+.2f} MB"
+                f"  Python objects {traced:+.1f} KiB",
+                flush=True,
+            )
+        probe.store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
