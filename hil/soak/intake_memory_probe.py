@@ -33,6 +33,8 @@ from agent.hub.store.media_store import MediaStore
 from agent.protocol.media_transfer import chunk_count, chunk_slice, encode_chunk
 from agent.trust.alert_envelope import AlertContent, open_alert, seal_alert
 from agent.trust.sealed_media import seal_media
+from hil.soak.process_sampler import sample_memory
+from hil.soak.soak_sampler import MB
 
 DEVICE = "lfr-probe-01"
 #: A stand-in face crop: the probe measures the hub, not the camera's JPEG encoder.
@@ -40,10 +42,9 @@ CROP = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"
 
 
 def anonymous_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
+    memory = sample_memory(os.getpid())
+    anon = memory[1] if memory else None
+    return anon / MB if anon is not None else float("nan")
 
 
 class IntakeProbe:

@@ -36,8 +36,6 @@ INTERVAL_S = 10.0
 #: How often the long run reads the two processes' memory (``/proc/PID/status`` only).
 MEMORY_INTERVAL_S = 1.0
 MB = 1024.0 * 1024.0
-#: The figures read at ``memory_interval_s`` when it is set.
-MEMORY_FIGURES = ("rss_mb", "anon_mb")
 
 
 def find_program(pid: int | None, marker: str, proc: Path = PROC) -> int | None:
@@ -90,15 +88,18 @@ class ProcessFigures:
         self._log = LineRate(log) if log is not None else None
         self.last: ProcessSample | None = None
 
+    def _memory_row(self, rss: int | None, anon: int | None) -> dict[str, float | None]:
+        p = self.part
+        return {
+            f"{p}.rss_mb": rss / MB if rss is not None else None,
+            f"{p}.anon_mb": anon / MB if anon is not None else None,
+        }
+
     def memory(self) -> dict[str, float | None]:
         """RSS and anonymous RSS only (the frequent samples of a long run)."""
         pid = self._pid()
         m = sample_memory(pid) if pid is not None else None
-        p = self.part
-        return {
-            f"{p}.rss_mb": m[0] / MB if m else None,
-            f"{p}.anon_mb": m[1] / MB if m and m[1] is not None else None,
-        }
+        return self._memory_row(*m) if m else self._memory_row(None, None)
 
     def read(self, wall: float, memory: bool = True) -> dict[str, float | None]:
         pid = self._pid()
@@ -107,8 +108,7 @@ class ProcessFigures:
         p = self.part
         out: dict[str, float | None] = {}
         if memory:
-            out[f"{p}.rss_mb"] = s.rss_bytes / MB if s else None
-            out[f"{p}.anon_mb"] = s.anon_bytes / MB if s and s.anon_bytes is not None else None
+            out = self._memory_row(s.rss_bytes, s.anon_bytes) if s else self._memory_row(None, None)
         out |= {
             f"{p}.pss_mb": s.pss_bytes / MB if s and s.pss_bytes is not None else None,
             f"{p}.uss_mb": s.uss_bytes / MB if s and s.uss_bytes is not None else None,
