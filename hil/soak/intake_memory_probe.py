@@ -13,6 +13,7 @@ a cache filling grows by less each round and stops.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import os
 import sys
@@ -39,6 +40,17 @@ from hil.soak.soak_sampler import MB
 DEVICE = "lfr-probe-01"
 #: A stand-in face crop: the probe measures the hub, not the camera's JPEG encoder.
 CROP = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"
+
+
+def sqlite_heap_mb() -> float:
+    """What SQLite itself holds in this process (page caches, schema, statements): the
+    library Python's sqlite3 module is linked to, asked through its own counter."""
+    try:
+        library = ctypes.CDLL("libsqlite3.so.0")
+    except OSError:  # a Python with SQLite built in: no shared library to ask
+        return float("nan")
+    library.sqlite3_memory_used.restype = ctypes.c_int64
+    return int(library.sqlite3_memory_used()) / MB
 
 
 def anonymous_mb() -> float:
@@ -117,23 +129,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         for _ in range(args.warm_up):
             probe.one_alert()
         tracemalloc.start(10)
-        gc.collect()
-        base = tracemalloc.take_snapshot()
-        anon0 = anonymous_mb()
-        print(
-            f"clip {len(clip.mp4)} bytes; after {args.warm_up} alerts of warm-up (pid {os.getpid()}):"
-        )
-        for r in range(1, args.rounds + 1):
-            for _ in range(args.alerts):
-                probe.one_alert()
+        # Stopped here: the probe also runs inside the test process, where a tracer left on
+        # would slow every later test and count their allocations.
+        try:
             gc.collect()
-            snap = tracemalloc.take_snapshot()
-            traced = sum(s.size_diff for s in snap.compare_to(base, "filename")) / 1024.0
+            base = tracemalloc.take_snapshot()
+            anon0, sqlite0 = anonymous_mb(), sqlite_heap_mb()
             print(
-                f"  round {r}: {probe.seq:6d} alerts stored  anonymous RSS {anonymous_mb() - anon0:+.2f} MB"
-                f"  Python objects {traced:+.1f} KiB",
-                flush=True,
+                f"clip {len(clip.mp4)} bytes; after {args.warm_up} alerts of warm-up (pid {os.getpid()}):"
             )
+            for r in range(1, args.rounds + 1):
+                for _ in range(args.alerts):
+                    probe.one_alert()
+                gc.collect()
+                snap = tracemalloc.take_snapshot()
+                traced = sum(s.size_diff for s in snap.compare_to(base, "filename")) / 1024.0
+                print(
+                    f"  round {r}: {probe.seq:6d} alerts stored  anonymous RSS {anonymous_mb() - anon0:+.2f} MB"
+                    f"  of which SQLite {sqlite_heap_mb() - sqlite0:+.2f} MB"
+                    f"  Python objects {traced:+.1f} KiB",
+                    flush=True,
+                )
+        finally:
+            tracemalloc.stop()
         probe.store.close()
     return 0
 

@@ -6,6 +6,7 @@ other's tables, no plate table refers to a face table)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import inspect
@@ -43,8 +44,14 @@ def opened(seq: int, alert_id: str | None = None, plate: str = "AB12 CDE") -> Op
 
 
 @pytest.fixture
-def db(hub_db_url: str) -> HubDatabase:
-    return HubDatabase(hub_db_url)
+def db(hub_db_url: str) -> Iterator[HubDatabase]:
+    # Closed after the test: a change feed left listening would reconnect, and log, for
+    # the rest of the run once the test's database is dropped.
+    database = HubDatabase(hub_db_url)
+    try:
+        yield database
+    finally:
+        database.close()
 
 
 def test_stored_once_then_duplicate_then_conflicts(db: HubDatabase) -> None:
