@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from hil.soak.intake_memory_probe import main
@@ -14,7 +16,9 @@ def test_the_probe_stores_alerts_with_clips_and_prints_each_round(
     out = capsys.readouterr().out
     assert "round 1:      3 alerts stored" in out
     assert "round 2:      5 alerts stored" in out
-    assert "anonymous RSS" in out and "Python objects" in out
+    assert "anonymous RSS" in out and "of which SQLite" in out and "Python objects" in out
+    # the probe runs inside test processes too: a tracer left on would slow every later test
+    assert not tracemalloc.is_tracing()
 
 
 def test_bad_counts_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
