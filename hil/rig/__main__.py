@@ -23,6 +23,7 @@ from hil.rig.report import summary_table, write_report
 from hil.rig.rig_description import RigDescription, load_rig
 from hil.rig.scenarios import SCENARIOS
 from hil.rig.scenarios.scenario_support import FAIL, RigDriver, ScenarioResult
+from hil.stop_signals import interrupt_on_stop_signals
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="face photos and scene backgrounds (default ../shared/data)",
     )
     args = p.parse_args(argv)
+    interrupt_on_stop_signals()
     try:
         return cmd_run(args)
     except LfrError as exc:

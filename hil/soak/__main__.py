@@ -37,6 +37,7 @@ from hil.soak.soak_sampler import (
     find_program,
 )
 from hil.soak.soak_timeline import LEASE_S, MAX_RUN_S, RENEW_EVERY_S, SoakTimeline, plan_for
+from hil.stop_signals import interrupt_on_stop_signals
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Below this the second half holds too few samples for a line worth drawing.
@@ -218,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=Path(os.environ.get("LFR_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")),
     )
     args = p.parse_args(argv)
+    interrupt_on_stop_signals()
     try:
         if args.rejudge is not None:
             return rejudge(args.rejudge, args.budgets)
