@@ -5,8 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import ModuleType
 
-from agent.cli.common import run_main
-from agent.cli.hub_commands import (
+from agent.hub.malloc_arenas import use_one_malloc_arena
+
+# Before the imports below, not in main(): they load libraries that start native threads
+# (onnxruntime and OpenCV, for the console's watchlist checks), and a thread's C-heap
+# arena is chosen by its first allocation.
+use_one_malloc_arena()
+
+from agent.cli.common import run_main  # noqa: E402
+from agent.cli.hub_commands import (  # noqa: E402
     activation_cmd,
     alerts_cmd,
     audit_cmd,
