@@ -105,6 +105,8 @@ def test_a_full_outbox_closes_the_camera_and_loses_no_alert(
         # (in order, with the ids they were sealed with) and delivered.
         hub = Hub.start(site)
         wait_for("the held alerts stored", lambda: not daemon._unsaved, 120)
+        # The audit entry follows the store (an alert is on disk before it is audited).
+        wait_for("the held alerts audited", lambda: len(sealed_ids(site)) >= held)
         sealed = sealed_ids(site)
         assert len(sealed) == held
         wait_for(
