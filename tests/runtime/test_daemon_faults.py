@@ -174,6 +174,8 @@ def test_a_failing_outbox_disk_closes_the_camera_and_the_alert_waits(
         assert daemon._unsaved and not sealed_ids(site)
         sequence.rmdir()  # the disk recovers
         wait_for("the held alerts stored", lambda: not daemon._unsaved)
+        # Each is audited just after it is stored: wait for the last entry, then compare.
+        wait_for("the held alerts audited", lambda: len(sealed_ids(site)) >= len(daemon.outbox))
         assert sealed_ids(site) and len(daemon.outbox) == len(sealed_ids(site))
     finally:
         daemon.shutdown()
