@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from sqlalchemy import Column
 from support.alert_factory import AlertKeys, make_content
 
 from agent.evidence.video_encoder import encode_frames
@@ -176,3 +177,41 @@ def test_a_missing_clip_notice_marks_the_alert_and_a_late_clip_still_replaces_it
     assert clip is not None and clip.state == "complete"
     world.store.purge(0.0)
     assert world.media.clip(world.row_id) is None  # purged with its alert
+
+
+def test_storing_clips_builds_no_statement_objects_per_clip(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clip's upsert is built once: per clip, its ``excluded`` alias made fourteen column
+    proxies in reference cycles, which the hub's heap kept until a full collection."""
+    made: list[str] = []
+    original = Column.__init__
+
+    def counting(self: Column[object], *args: object, **kwargs: object) -> None:
+        made.append(str(args[0]) if args else "?")
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    for part in world.chunks(world.clip()):  # the first clip builds the statement
+        world.rx.receive(TOPIC, part)
+    assert world.media.clip(world.row_id) is not None
+    monkeypatch.setattr(Column, "__init__", counting)
+    for seq in (2, 3, 4):
+        sealed = seal_alert(
+            make_content(DEV),
+            seq=seq,
+            device_key=world.keys.device,
+            hub_key=world.keys.hub.public_key(),
+        )
+        alert = open_alert(
+            sealed.envelope,
+            sender=DEV,
+            device_key=world.keys.device.public_key(),
+            hub_key=world.keys.hub,
+        )
+        world.store.store_alert(alert)
+        receipts = [
+            world.rx.receive(TOPIC, p)
+            for p in world.chunks(world.clip(alert_id=alert.header.alert_id))
+        ]
+        assert receipts[-1].outcome == "stored"
+    assert made == []
