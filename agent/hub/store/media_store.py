@@ -67,29 +67,14 @@ class SegmentRow:
     received_at: float
 
 
+def _dialect_insert(dialect_name: str, table: Any) -> Any:
+    """``INSERT … ON CONFLICT`` in the dialect named."""
+    return (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
+
+
 def _insert(db: Connection, table: Any) -> Any:
     """``INSERT … ON CONFLICT`` in the dialect of ``db``."""
-    dialect = postgresql if db.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
-#: A complete clip row's columns: every one is set when a clip is stored.
-_CLIP_COLUMNS = (
-    "alert_row_id",
-    "media_id",
-    "state",
-    "reason",
-    "mp4",
-    "sha256",
-    "frames",
-    "width",
-    "height",
-    "fps",
-    "start",
-    "end",
-    "received_at",
-    "ack_secret",
-)
+    return _dialect_insert(db.dialect.name, table)
 
 
 @functools.cache
@@ -101,10 +86,10 @@ def _clip_upsert(dialect_name: str) -> Any:
     them while its SQLite write syncs to disk, so they outlive the young collections
     and wait for the collector's rare full passes. Built for every clip, they grew the
     hub's Python heap for as long as clips arrived (hil/README.md, the soak)."""
-    stmt = (postgresql if dialect_name == "postgresql" else sqlite).insert(alert_clips)
+    stmt = _dialect_insert(dialect_name, alert_clips)
     return stmt.on_conflict_do_update(
         index_elements=[alert_clips.c.alert_row_id],
-        set_={c: stmt.excluded[c] for c in _CLIP_COLUMNS if c != "alert_row_id"},
+        set_={c.name: stmt.excluded[c.name] for c in alert_clips.c if not c.primary_key},
         where=alert_clips.c.state == "missing",
     )
 
