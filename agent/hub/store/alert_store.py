@@ -54,7 +54,6 @@ from sqlalchemy import (
     text,
     union_all,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from agent.errors import LfrError, UsageError
@@ -67,6 +66,7 @@ from agent.hub.store.alert_tables import (
     purge_log,
     purged_alerts,
 )
+from agent.hub.store.conflict_insert import conflict_insert_on
 from agent.hub.store.database import HubDatabase
 from agent.hub.store.database_engine import describe_error
 from agent.hub.store.legal_hold_tables import legal_holds
@@ -206,7 +206,7 @@ class AlertStore:
                 raise AlertStoreError(
                     f"device {device_id}: withdrawn for good; enrol its replacement under a new id"
                 )
-            stmt = _upsert(db, device_keys).values(**values)
+            stmt = conflict_insert_on(db, device_keys).values(**values)
             self.database.changes.emit(db, "device.key", device_id)
             db.execute(
                 stmt.on_conflict_do_update(
@@ -584,7 +584,7 @@ class AlertStore:
                 ).scalar_one()
                 if rows:
                     db.execute(
-                        _upsert(db, purged_alerts).on_conflict_do_nothing(),
+                        conflict_insert_on(db, purged_alerts).on_conflict_do_nothing(),
                         [{**r._asdict(), "purge_id": purge_id} for r in rows],
                     )
                     db.execute(delete(alerts).where(old))
@@ -625,12 +625,6 @@ def signing_key_from_pem(pem: object) -> Ed25519PublicKey | None:
     """An enrolled device signing key as the ``device_keys`` table holds it (PEM text)."""
     key = serialization.load_pem_public_key(str(pem).encode("ascii"))
     return key if isinstance(key, Ed25519PublicKey) else None
-
-
-def _upsert(db: Connection, table: Any) -> Any:
-    """``INSERT … ON CONFLICT`` in the dialect of ``db`` (both spell it the same)."""
-    dialect = postgresql if db.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
 
 
 def _same_seq(table: Any, device: str, kid: str, seq: int) -> ColumnElement[bool]:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from agent.hub.store.alert_tables import device_keys, device_withdrawals
+from agent.hub.store.conflict_insert import conflict_insert_on
 from agent.hub.store.database import HubDatabase
 from agent.hub.store.device_status_tables import device_status
 
@@ -49,8 +49,7 @@ class DeviceStatusStore:
             "received_at": time.time() if at is None else at,
         }
         with self.database.write() as db:
-            insert = (postgresql if self.database.dialect == "postgresql" else sqlite).insert
-            stmt = insert(device_status).values(**values)
+            stmt = conflict_insert_on(db, device_status).values(**values)
             db.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["device_id"],

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from agent.errors import LfrError
+from agent.hub.store.conflict_insert import conflict_insert, conflict_insert_on
 from agent.hub.store.database import HubDatabase
 from agent.hub.store.database_engine import describe_error
 from agent.hub.store.media_tables import (
@@ -67,16 +67,6 @@ class SegmentRow:
     received_at: float
 
 
-def _dialect_insert(dialect_name: str, table: Any) -> Any:
-    """``INSERT … ON CONFLICT`` in the dialect named."""
-    return (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
-
-
-def _insert(db: Connection, table: Any) -> Any:
-    """``INSERT … ON CONFLICT`` in the dialect of ``db``."""
-    return _dialect_insert(db.dialect.name, table)
-
-
 @functools.cache
 def _clip_upsert(dialect_name: str) -> Any:
     """Store a complete clip, replacing a "missing" note (never a complete clip).
@@ -86,7 +76,7 @@ def _clip_upsert(dialect_name: str) -> Any:
     them while its SQLite write syncs to disk, so they outlive the young collections
     and wait for the collector's rare full passes. Built for every clip, they grew the
     hub's Python heap for as long as clips arrived (hil/README.md, the soak)."""
-    stmt = _dialect_insert(dialect_name, alert_clips)
+    stmt = conflict_insert(dialect_name, alert_clips)
     return stmt.on_conflict_do_update(
         index_elements=[alert_clips.c.alert_row_id],
         set_={c.name: stmt.excluded[c.name] for c in alert_clips.c if not c.primary_key},
@@ -121,7 +111,7 @@ class MediaStore:
         try:
             with self.database.write() as db:
                 db.execute(
-                    _insert(db, media_transfers)
+                    conflict_insert_on(db, media_transfers)
                     .values(
                         media_id=m.media_id,
                         device_id=m.device,
@@ -133,7 +123,7 @@ class MediaStore:
                     .on_conflict_do_nothing()
                 )
                 db.execute(
-                    _insert(db, media_chunks)
+                    conflict_insert_on(db, media_chunks)
                     .values(media_id=m.media_id, idx=index, data=data)
                     .on_conflict_do_nothing()
                 )
@@ -197,7 +187,7 @@ class MediaStore:
         """Record that an alert's clip could not be made (a complete clip is kept)."""
         with self.database.write() as db:
             db.execute(
-                _insert(db, alert_clips)
+                conflict_insert_on(db, alert_clips)
                 .values(
                     alert_row_id=alert_row_id,
                     media_id=m.media_id,
@@ -249,7 +239,7 @@ class MediaStore:
         try:
             with self.database.write() as db:
                 db.execute(
-                    _insert(db, evidence_segments)
+                    conflict_insert_on(db, evidence_segments)
                     .values(
                         media_id=m.media_id,
                         device_id=m.device,

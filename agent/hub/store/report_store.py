@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from agent.errors import LfrError
+from agent.hub.store.conflict_insert import conflict_insert_on
 from agent.hub.store.database import HubDatabase
 from agent.hub.store.report_tables import deployment_reports as reports
 from agent.hub.store.transient_retry import retry_transient
@@ -71,9 +71,8 @@ class DeploymentReportStore:
 
         def insert_once() -> bool:
             with self.database.write() as db:
-                dialect = postgresql if db.dialect.name == "postgresql" else sqlite
                 result = db.execute(
-                    dialect.insert(self._table)
+                    conflict_insert_on(db, self._table)
                     .values(
                         device_id=body["device_id"],
                         deployment_id=body["deployment_id"],
