@@ -6,8 +6,11 @@ stored as ``AlertReceiver`` stores it, and its evidence clip is sealed and recei
 chunks by ``MediaReceiver`` (the hub decodes every clip before storing it). After a
 warm-up it prints, per round, the growth of anonymous RSS (the heap the kernel sees,
 C libraries' included: SQLite, the video decoder) and of the Python objects
-``tracemalloc`` traces. Memory kept per alert grows round after round by the same amount;
-a cache filling grows by less each round and stops.
+``tracemalloc`` traces, and the objects per alert the cyclic collector had to free (an
+object in a reference cycle outlives its last use until a collection finds it; those
+that survive the young collections wait for the rare full ones, and the heap grows
+between them). Memory kept per alert grows round after round by the same amount; a
+cache filling grows by less each round and stops.
 """
 
 from __future__ import annotations
@@ -57,6 +60,28 @@ def anonymous_mb() -> float:
     memory = sample_memory(os.getpid())
     anon = memory[1] if memory else None
     return anon / MB if anon is not None else float("nan")
+
+
+class CyclicGarbageCounter:
+    """Counts the objects the cyclic collector frees while it is open (every thread's)."""
+
+    def __init__(self) -> None:
+        self.collected = 0
+
+    def _on_collection(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            self.collected += info["collected"]
+
+    def __enter__(self) -> CyclicGarbageCounter:
+        gc.collect()  # garbage made before opening is not counted
+        gc.callbacks.append(self._on_collection)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            gc.collect()  # garbage made while open and not yet found is
+        finally:
+            gc.callbacks.remove(self._on_collection)
 
 
 class IntakeProbe:
@@ -139,15 +164,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"clip {len(clip.mp4)} bytes; after {args.warm_up} alerts of warm-up (pid {os.getpid()}):"
             )
             for r in range(1, args.rounds + 1):
-                for _ in range(args.alerts):
-                    probe.one_alert()
-                gc.collect()
+                with CyclicGarbageCounter() as cycles:
+                    for _ in range(args.alerts):
+                        probe.one_alert()
                 snap = tracemalloc.take_snapshot()
                 traced = sum(s.size_diff for s in snap.compare_to(base, "filename")) / 1024.0
                 print(
                     f"  round {r}: {probe.seq:6d} alerts stored  anonymous RSS {anonymous_mb() - anon0:+.2f} MB"
                     f"  of which SQLite {sqlite_heap_mb() - sqlite0:+.2f} MB"
-                    f"  Python objects {traced:+.1f} KiB",
+                    f"  Python objects {traced:+.1f} KiB"
+                    f"  cyclic garbage {cycles.collected / args.alerts:.1f} objects/alert",
                     flush=True,
                 )
         finally:

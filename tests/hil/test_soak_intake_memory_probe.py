@@ -17,6 +17,7 @@ def test_the_probe_stores_alerts_with_clips_and_prints_each_round(
     assert "round 1:      3 alerts stored" in out
     assert "round 2:      5 alerts stored" in out
     assert "anonymous RSS" in out and "of which SQLite" in out and "Python objects" in out
+    assert "cyclic garbage" in out
     # the probe runs inside test processes too: a tracer left on would slow every later test
     assert not tracemalloc.is_tracing()
 

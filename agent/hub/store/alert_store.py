@@ -44,6 +44,7 @@ from sqlalchemy import (
     Connection,
     Row,
     and_,
+    bindparam,
     case,
     delete,
     exists,
@@ -143,6 +144,15 @@ def _latest_adjudication(column: str) -> Any:
     )
 
 
+#: The signing key of a camera that is enrolled and not withdrawn. Built once, the device
+#: bound at execution: the hub asks for every alert and every clip chunk it receives, and
+#: a query built per call leaves a score of objects in reference cycles (its ``EXISTS``
+#: and scalar subquery) for the cyclic collector, which grows the heap between its passes.
+_ENROLLED_KEY = select(device_keys.c.public_pem).where(
+    device_keys.c.device_id == bindparam("device_id"),
+    ~exists().where(device_withdrawals.c.device_id == device_keys.c.device_id),
+)
+
 _ROW_COLUMNS = (
     alerts.c.alert_id,
     alerts.c.device_id,
@@ -223,14 +233,7 @@ class AlertStore:
 
         def read() -> object:
             with self.database.read() as db:
-                withdrawn = select(device_withdrawals.c.device_id).where(
-                    device_withdrawals.c.device_id == device_id
-                )
-                return db.scalar(
-                    select(device_keys.c.public_pem).where(
-                        device_keys.c.device_id == device_id, ~withdrawn.exists()
-                    )
-                )
+                return db.scalar(_ENROLLED_KEY, {"device_id": device_id})
 
         pem = retry_transient(read, what=f"alert store {self.where}")
         return None if pem is None else signing_key_from_pem(pem)
