@@ -146,7 +146,7 @@ def _latest_adjudication(column: str) -> Any:
 
 #: The signing key of a camera that is enrolled and not withdrawn. Built once, the device
 #: bound at execution: the hub asks for every alert and every clip chunk it receives, and
-#: a query built per call leaves a score of objects in reference cycles (its ``EXISTS``
+#: a query built per call leaves some sixteen objects in reference cycles (its ``EXISTS``
 #: and scalar subquery) for the cyclic collector, which grows the heap between its passes.
 _ENROLLED_KEY = select(device_keys.c.public_pem).where(
     device_keys.c.device_id == bindparam("device_id"),
